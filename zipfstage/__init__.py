@@ -1,0 +1,3 @@
+"""zipfstage: do LLM activations follow power laws? Collect, fit, plot and report, stage by stage."""
+
+__version__ = "0.1.0"

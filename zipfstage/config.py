@@ -1,0 +1,162 @@
+"""Resolved settings for every stage: defaults < YAML file < ZIPFSTAGE_* environment < CLI options.
+
+One settings tree serves all commands so `zipfstage config` can print exactly what a run would use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from zipfstage.errors import ZipfstageError
+
+DType = Literal["auto", "bfloat16", "float16", "float32"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectSettings(_Section):
+    """What `collect` runs: which model, which text, which points and metrics."""
+
+    model: str = "demo"
+    revision: str | None = None
+    dtype: DType = "auto"
+    device: str | None = None
+    devices: list[str] | None = None
+    shard_model: bool = False
+    data: str = "pydoc"
+    subset: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    max_tokens: int = Field(default=20_000, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    seq_len: int = Field(default=256, gt=1)
+    prepend_bos: bool = True
+    points: list[str] = Field(default_factory=lambda: ["embed", "middle", "last"])
+    metrics: list[str] = Field(default_factory=lambda: ["all"])
+    channels: int = Field(default=64, ge=0)
+    seed: int = 0
+
+    #: fields that do not change what ends up in the store, so they stay out of its hash
+    RUNTIME_ONLY: ClassVar[frozenset[str]] = frozenset({"device", "devices", "shard_model"})
+
+
+class FitSettings(_Section):
+    """How `fit` subsamples and fits every (point, metric)."""
+
+    max_samples: int = Field(default=50_000, ge=0)
+    bootstrap: int = Field(default=0, ge=0)
+    points: list[str] = Field(default_factory=lambda: ["all"])
+    metrics: list[str] = Field(default_factory=lambda: ["all"])
+    workers: int = Field(default=0, ge=0)
+    seed: int = 0
+    min_tail: int = Field(default=50, ge=2)
+
+
+class PlotSettings(_Section):
+    """Which figures `plot` draws and how."""
+
+    format: Literal["png", "pdf", "svg", "both"] = "png"
+    dpi: int = Field(default=150, gt=0)
+    points: list[str] = Field(default_factory=lambda: ["all"])
+    metrics: list[str] = Field(default_factory=lambda: ["all"])
+
+
+class ReportSettings(_Section):
+    """What `report` summarises."""
+
+    top_tokens: int = Field(default=20, ge=0)
+    tail_metric: str = "max_abs"
+
+
+class Settings(BaseSettings):
+    """All of zipfstage's settings. Build it with `Settings.load`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ZIPFSTAGE_", env_nested_delimiter="__", extra="forbid", yaml_file=None
+    )
+
+    out: Path = Path("results")
+    collect: CollectSettings = Field(default_factory=CollectSettings)
+    fit: FitSettings = Field(default_factory=FitSettings)
+    plot: PlotSettings = Field(default_factory=PlotSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+
+    _yaml_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._yaml_path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cls._yaml_path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config_path: Path | None = None, **overrides: Any) -> Settings:
+        """Resolve settings; `overrides` are CLI values (None means "not given") by section."""
+        if config_path is not None and not config_path.is_file():
+            raise ZipfstageError(f"config file not found: {config_path}")
+        cleaned = _drop_none(overrides)
+        yaml_class = type("_LoadedSettings", (cls,), {"_yaml_path": config_path})
+        try:
+            loaded = yaml_class(**cleaned)
+        except ValidationError as exc:
+            raise ZipfstageError(_one_line(exc)) from None
+        except yaml.YAMLError as exc:
+            raise ZipfstageError(f"config file {config_path} is not valid YAML: {exc}") from None
+        return cls.model_validate(loaded.model_dump())
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def collect_identity(settings: CollectSettings) -> dict[str, Any]:
+    """The collect settings that determine the store's contents (what a resume must match)."""
+    dumped = settings.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if k not in CollectSettings.RUNTIME_ONLY}
+
+
+def stable_hash(payload: Any) -> str:
+    """A short, order-independent hash of JSON-able data."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            inner = _drop_none(value)
+            if inner:
+                cleaned[key] = inner
+        elif value is not None:
+            cleaned[key] = value
+    return cleaned
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid setting " + "; ".join(parts)

@@ -1,0 +1,91 @@
+"""Fit results: one record per (point, metric) in the store under `fits/`, mirrored in `fits.json`.
+
+A record is a JSON dict (see `zipfstage.fitting` for its fields). `channel_wise` holds a list of
+records, one per sampled channel, each with a "channel" key. Scan curves and bootstrap draws are
+arrays beside the record so `plot` can draw diagnostics without refitting.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from zipfstage.errors import ZipfstageError
+from zipfstage.store.layout import FITS_GROUP, fit_group_name, fits_json_path, store_path
+
+FitRecords = dict[str, dict[str, Any]]
+
+
+def write_fit(
+    out_dir: Path,
+    point: str,
+    metric: str,
+    record: dict[str, Any] | list[dict[str, Any]],
+    input_hash: str,
+    curves: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Store one (point, metric) result; curves are 1-D arrays such as scan_xmin, scan_ks."""
+    root = zarr.open_group(store_path(out_dir), mode="r+", zarr_format=3)
+    group = root.require_group(fit_group_name(point, metric))
+    for name, values in (curves or {}).items():
+        data = np.asarray(values, dtype=np.float64)
+        group.create_array(name, data=data, chunks=(max(len(data), 1),), overwrite=True)
+    group.attrs.update({"record": _jsonable(record), "input_hash": input_hash})
+
+
+def read_input_hash(out_dir: Path, point: str, metric: str) -> str | None:
+    """The hash of the inputs an existing fit used, or None when there is no fit yet."""
+    root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)
+    name = fit_group_name(point, metric)
+    if name not in root:
+        return None
+    return root[name].attrs.get("input_hash")  # type: ignore[return-value]
+
+
+def read_fit_records(out_dir: Path) -> FitRecords:
+    """All stored records as {point: {metric: record or [records]}}; error if `fit` never ran."""
+    root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)
+    if FITS_GROUP not in root:
+        raise ZipfstageError(f"no fits in {out_dir}: run `zipfstage fit --out {out_dir}` first")
+    records: FitRecords = {}
+    for point, point_group in root[FITS_GROUP].groups():
+        for metric, metric_group in point_group.groups():
+            records.setdefault(point, {})[metric] = metric_group.attrs["record"]
+    if not records:
+        raise ZipfstageError(f"no fits in {out_dir}: run `zipfstage fit --out {out_dir}` first")
+    return records
+
+
+def read_fit_curves(out_dir: Path, point: str, metric: str) -> dict[str, np.ndarray]:
+    """Arrays stored beside a record (scan curves, bootstrap draws); empty if none."""
+    root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)
+    name = fit_group_name(point, metric)
+    if name not in root:
+        return {}
+    return {key: np.asarray(array[:]) for key, array in root[name].arrays()}
+
+
+def write_fits_json(out_dir: Path, records: FitRecords) -> Path:
+    """Write the summary atomically (a temp file, then a rename)."""
+    path = fits_json_path(out_dir)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_jsonable(records), indent=2, allow_nan=False))
+    tmp.replace(path)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON: numpy scalars to Python, NaN and inf to None (JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

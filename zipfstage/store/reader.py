@@ -1,0 +1,130 @@
+"""Read what `collect` committed, and only that: later stages never see half-written batches."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from zipfstage.errors import ZipfstageError
+from zipfstage.store.layout import (
+    CHANNEL_WISE,
+    PROGRESS,
+    ROOT_ATTR,
+    SCHEMA_VERSION,
+    STATUS_COMPLETE,
+    TOKEN_IDS,
+    TOKEN_POSITIONS,
+    StorePlan,
+    metric_array_name,
+    store_path,
+)
+
+
+def open_store(out_dir: Path) -> StoreReader:
+    """Open `DIR/store.zarr` for reading, or fail with a message that says what to run first."""
+    path = store_path(out_dir)
+    if not path.exists():
+        raise ZipfstageError(f"no store at {path}: run `zipfstage collect --out {out_dir}` first")
+    try:
+        root = zarr.open_group(path, mode="r", zarr_format=3)
+        info = dict(root.attrs[ROOT_ATTR])
+    except Exception:
+        raise ZipfstageError(f"{path} is not a zipfstage store") from None
+    if info.get("schema_version") != SCHEMA_VERSION:
+        raise ZipfstageError(
+            f"{path} has schema version {info.get('schema_version')}; this zipfstage reads "
+            f"version {SCHEMA_VERSION}"
+        )
+    return StoreReader(path, root, info)
+
+
+class StoreReader:
+    """Read-only view of a store: its description, and the committed rows of each array."""
+
+    def __init__(self, path: Path, root: Any, info: dict[str, Any]) -> None:
+        self.path = path
+        self.root = root
+        self.info = info
+        self.plan = StorePlan(**info["plan"])
+
+    @property
+    def points(self) -> list[str]:
+        """Collection points in depth order (embed first)."""
+        return list(self.info["points"])
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.info["metrics"])
+
+    @property
+    def scalar_metrics(self) -> list[str]:
+        return [m for m in self.metrics if m != CHANNEL_WISE]
+
+    @property
+    def channel_indices(self) -> list[int]:
+        return list(self.info.get("channel_indices", []))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.info.get("status") == STATUS_COMPLETE)
+
+    @cached_property
+    def committed_rows(self) -> np.ndarray:
+        """Boolean mask over the array rows that belong to committed batches."""
+        counts = np.asarray(self.root[PROGRESS][:])
+        n_rows = self.root[TOKEN_IDS].shape[0]
+        mask = np.zeros(n_rows, dtype=bool)
+        for batch in np.flatnonzero(counts):
+            start = self.plan.batch_rows(int(batch)).start
+            mask[start : start + int(counts[batch])] = True
+        return mask
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.committed_rows.sum())
+
+    def _read(self, name: str) -> np.ndarray:
+        data = np.asarray(self.root[name][:])
+        if self.complete:
+            return data
+        return data[self.committed_rows]
+
+    def metric(self, point: str, metric: str) -> np.ndarray:
+        """Committed values of one metric: [N] for scalars, [N, k] for channel_wise."""
+        self.require(point, metric)
+        return self._read(metric_array_name(point, metric))
+
+    def token_ids(self) -> np.ndarray:
+        return self._read(TOKEN_IDS)
+
+    def positions(self) -> np.ndarray:
+        return self._read(TOKEN_POSITIONS)
+
+    def require(self, point: str, metric: str) -> None:
+        if point not in self.points:
+            raise ZipfstageError(
+                f"point {point!r} is not in the store; it has: {', '.join(self.points)}"
+            )
+        if metric not in self.metrics:
+            raise ZipfstageError(
+                f"metric {metric!r} is not in the store; it has: {', '.join(self.metrics)}"
+            )
+
+    def require_data(self) -> None:
+        if self.n_tokens == 0:
+            raise ZipfstageError(
+                f"the store at {self.path} has no committed data yet: let `zipfstage collect` run"
+            )
+
+    def select(self, points: list[str], metrics: list[str]) -> tuple[list[str], list[str]]:
+        """Resolve user selections ("all" or names) against what the store holds."""
+        chosen_points = self.points if points in ([], ["all"]) else points
+        chosen_metrics = self.metrics if metrics in ([], ["all"]) else metrics
+        for point in chosen_points:
+            for metric in chosen_metrics:
+                self.require(point, metric)
+        return list(chosen_points), list(chosen_metrics)

@@ -1,0 +1,157 @@
+"""Create the store atomically and write batches so that a kill loses at most the batch in flight.
+
+A batch's data goes in first, then its row count into `progress`: a batch is done once that count is
+on disk. Only the coordinating process changes metadata (creation, the final resize), so worker
+processes never hold a stale metadata handle that could undo a resize.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from zipfstage.store.layout import (
+    CHANNEL_WISE,
+    FITS_GROUP,
+    PROGRESS,
+    ROOT_ATTR,
+    STATUS_COMPLETE,
+    STATUS_RUNNING,
+    TOKEN_IDS,
+    TOKEN_POSITIONS,
+    StorePlan,
+    metric_array_name,
+)
+
+_COMPRESSORS = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
+
+
+def create_store(
+    path: Path,
+    plan: StorePlan,
+    points: list[str],
+    metrics: list[str],
+    channel_indices: list[int],
+    attributes: Mapping[str, Any],
+) -> None:
+    """Lay out every array in a temporary folder, then move it into place in one rename."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    root = zarr.open_group(staging, mode="w", zarr_format=3)
+    rows, chunk = plan.planned_rows, plan.rows_per_batch
+    for name in (TOKEN_IDS, TOKEN_POSITIONS):
+        root.create_array(name, shape=(rows,), chunks=(chunk,), dtype="int32", fill_value=-1,
+                          compressors=_COMPRESSORS)
+    for point in points:
+        for metric in metrics:
+            if metric == CHANNEL_WISE:
+                width = len(channel_indices)
+                root.create_array(
+                    metric_array_name(point, metric), shape=(rows, width),
+                    chunks=(chunk, max(width, 1)), dtype="float32", fill_value=float("nan"),
+                    compressors=_COMPRESSORS, attributes={"channels": channel_indices},
+                    dimension_names=("token", "channel"),
+                )
+            else:
+                root.create_array(
+                    metric_array_name(point, metric), shape=(rows,), chunks=(chunk,),
+                    dtype="float32", fill_value=float("nan"), compressors=_COMPRESSORS,
+                    dimension_names=("token",),
+                )
+    root.create_array(PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32",
+                      fill_value=0)
+    root.attrs[ROOT_ATTR] = {
+        **attributes,
+        "plan": plan.to_json(),
+        "points": points,
+        "metrics": metrics,
+        "channel_indices": channel_indices,
+        "status": STATUS_RUNNING,
+    }
+    if path.exists():
+        shutil.rmtree(path)
+    staging.rename(path)
+
+
+class StoreWriter:
+    """Writes whole batches into an existing store; safe to use from several processes at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
+        info = self.root.attrs[ROOT_ATTR]
+        self.plan = StorePlan(**info["plan"])
+        self._progress = self.root[PROGRESS]
+        self._arrays: dict[str, Any] = {}
+
+    def committed(self) -> np.ndarray:
+        """Row count per batch (0 = not committed)."""
+        return np.asarray(self._progress[:])
+
+    def write_batch(
+        self,
+        batch: int,
+        token_ids: np.ndarray,
+        positions: np.ndarray,
+        values: Mapping[tuple[str, str], np.ndarray],
+    ) -> None:
+        """Write a batch's rows, then commit it. Rows must start at the batch's own offset."""
+        n = len(token_ids)
+        start = self.plan.batch_rows(batch).start
+        region = slice(start, start + n)
+        self._array(TOKEN_IDS)[region] = token_ids.astype(np.int32, copy=False)
+        self._array(TOKEN_POSITIONS)[region] = positions.astype(np.int32, copy=False)
+        for (point, metric), data in values.items():
+            self._array(metric_array_name(point, metric))[region] = data
+        self._progress[batch] = n
+
+    def _array(self, name: str) -> Any:
+        if name not in self._arrays:
+            self._arrays[name] = self.root[name]
+        return self._arrays[name]
+
+
+def finalize_store(path: Path, n_batches: int, extra_attributes: Mapping[str, Any]) -> None:
+    """Trim every array to the rows actually collected and mark the store complete."""
+    root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
+    info = dict(root.attrs[ROOT_ATTR])
+    plan = StorePlan(**info["plan"])
+    progress = root[PROGRESS]
+    counts = np.asarray(progress[:n_batches])
+    total_rows = int(counts.sum())
+    expected_full = counts[:-1] == plan.rows_per_batch if n_batches > 1 else np.array([True])
+    if not np.all(counts > 0) or not np.all(expected_full):
+        raise RuntimeError("finalize_store called before every batch was committed")
+    for name, array in _all_arrays(root):
+        if name == PROGRESS:
+            continue
+        array.resize((total_rows, *array.shape[1:]))
+    progress.resize((n_batches,))
+    info.update(extra_attributes)
+    info.update({"status": STATUS_COMPLETE, "n_tokens": total_rows, "n_batches": n_batches})
+    root.attrs[ROOT_ATTR] = info
+
+
+def update_attributes(path: Path, changes: Mapping[str, Any]) -> None:
+    root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
+    info = dict(root.attrs[ROOT_ATTR])
+    info.update(changes)
+    root.attrs[ROOT_ATTR] = info
+
+
+def _all_arrays(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    for name, array in group.arrays():
+        found.append((f"{prefix}{name}", array))
+    for name, sub in group.groups():
+        if name == FITS_GROUP:
+            continue
+        found.extend(_all_arrays(sub, f"{prefix}{name}/"))
+    return found
