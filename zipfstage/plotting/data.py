@@ -1,0 +1,40 @@
+"""What the figures draw from the store: each (point, metric) read once, sorted once, thinned."""
+
+from __future__ import annotations
+
+from zipfstage.plotting.thinning import SortedSample, sorted_sample
+from zipfstage.store.reader import StoreReader
+
+#: axis labels with units; unknown metrics fall back to "<metric> value"
+METRIC_LABELS = {
+    "rms": "RMS of the hidden state (activation units)",
+    "max_abs": "max |activation| over channels (activation units)",
+    "mean_abs": "mean |activation| (activation units)",
+    "l2_norm": "L2 norm of the hidden state (activation units)",
+    "l1_norm": "L1 norm of the hidden state (activation units)",
+    "kurtosis": "kurtosis over channels (dimensionless)",
+    "channel_wise": "|activation| of one channel (activation units)",
+}
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, f"{metric} value")
+
+
+class SampleCache:
+    """Sorted, thinned samples per (point, metric), so several figures share one read and sort."""
+
+    def __init__(self, reader: StoreReader) -> None:
+        self.reader = reader
+        self._samples: dict[tuple[str, str], SortedSample] = {}
+
+    def get(self, point: str, metric: str) -> SortedSample:
+        key = (point, metric)
+        if key not in self._samples:
+            self._samples[key] = sorted_sample(self.reader.metric(point, metric))
+        return self._samples[key]
+
+    def drop_metric(self, metric: str) -> None:
+        """Free one metric's samples once its figures are drawn."""
+        for key in [k for k in self._samples if k[1] == metric]:
+            del self._samples[key]

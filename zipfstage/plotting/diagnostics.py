@@ -1,0 +1,82 @@
+"""How xmin was chosen: KS distance and alpha across candidate xmin, and the bootstrap draws."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from zipfstage.plotting import style
+from zipfstage.plotting.annotate import not_fitted, note
+from zipfstage.plotting.data import metric_label
+from zipfstage.plotting.records import Fit
+
+
+def diagnostics_figure(fit: Fit, curves: dict[str, np.ndarray]) -> Figure:
+    """Scan panels (KS vs xmin, alpha vs xmin) and, where a bootstrap ran, its distributions."""
+    boot = [name for name in ("bootstrap_alpha", "bootstrap_xmin") if _finite(curves.get(name))]
+    n_panels = 2 + len(boot)
+    with style.styled():
+        fig = style.new_figure((4.2 * min(n_panels, 2), 3.5 * (1 + (n_panels > 2))))
+        axes = fig.subplots(1 + (n_panels > 2), 2, squeeze=False).ravel()
+        fig.suptitle(f"xmin diagnostics · {fit.point} · {fit.metric}", fontweight="bold")
+        scan_x = curves.get("scan_xmin")
+        _scan(axes[0], scan_x, curves.get("scan_ks"), fit, "KS distance D", best="min")
+        _scan(axes[1], scan_x, curves.get("scan_alpha"), fit, "\u03b1 at that xmin", best=None)
+        for ax, name in zip(axes[2:], boot, strict=False):
+            _bootstrap(ax, np.asarray(curves[name], dtype=float), fit, name)
+        for ax in axes[n_panels:]:
+            ax.set_visible(False)
+        if not fit.ok:
+            not_fitted(axes[0], fit)
+    return fig
+
+
+def _finite(values: np.ndarray | None) -> bool:
+    return values is not None and bool(np.isfinite(np.asarray(values, dtype=float)).any())
+
+
+def _scan(
+    ax: Axes, x: np.ndarray | None, y: np.ndarray | None, fit: Fit, label: str, best: str | None
+) -> None:
+    ax.set_xlabel(f"candidate xmin ({metric_label(fit.metric).split('(')[-1].rstrip(')')})")
+    ax.set_ylabel(label)
+    if x is None or y is None or not _finite(x) or not _finite(y):
+        note(ax, "no scan stored for this fit", loc="upper left")
+        return
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    style.log_axes(ax, y=False)
+    ax.plot(x[keep], y[keep], color=style.DATA_COLOR, lw=1.4)
+    if fit.xmin is not None:
+        ax.axvline(fit.xmin, color=style.FIT_COLOR, ls="--", lw=1.3,
+                   label=f"chosen xmin = {style.fmt_number(fit.xmin)}")
+        if fit.alpha is not None and best is None:
+            ax.axhline(fit.alpha, color=style.MUTED_COLOR, ls=":", lw=1.0,
+                       label=f"fitted \u03b1 = {style.fmt_number(fit.alpha)}")
+        ax.legend(loc="best")
+
+
+def _bootstrap(ax: Axes, draws: np.ndarray, fit: Fit, name: str) -> None:
+    draws = draws[np.isfinite(draws)]
+    is_alpha = name == "bootstrap_alpha"
+    log = not is_alpha and draws.size and draws.min() > 0 and draws.max() / draws.min() > 20
+    bins: int | list[float] = 30
+    if log:
+        style.log_axes(ax, y=False)
+        bins = np.geomspace(draws.min(), draws.max(), 30).tolist()
+    ax.hist(draws, bins=bins, color=style.DATA_COLOR, alpha=0.75)
+    ax.set_xlabel("bootstrap \u03b1" if is_alpha else "bootstrap xmin")
+    ax.set_ylabel("resamples")
+    ax.set_title(f"bootstrap ({draws.size} resamples)", fontsize=10.5)
+    point = fit.alpha if is_alpha else fit.xmin
+    if point is not None:
+        ax.axvline(point, color=style.FIT_COLOR, ls="--", lw=1.3,
+                   label=f"fit: {style.fmt_number(point)}")
+    if is_alpha and fit.alpha_ci is not None:
+        for edge in fit.alpha_ci:
+            ax.axvline(edge, color=style.MUTED_COLOR, ls=":", lw=1.0)
+        ax.plot([], [], color=style.MUTED_COLOR, ls=":", label="95% CI")
+    if point is not None:
+        ax.legend(loc="best")

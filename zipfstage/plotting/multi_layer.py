@@ -1,0 +1,42 @@
+"""Every collected point's CCDF of one metric, overlaid and coloured by depth."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from zipfstage.plotting import style
+from zipfstage.plotting.annotate import note
+from zipfstage.plotting.ccdf import CCDF_LABEL
+from zipfstage.plotting.data import metric_label
+from zipfstage.plotting.records import Fit
+from zipfstage.plotting.thinning import SortedSample
+
+
+def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, Fit]]) -> Figure:
+    """`curves` are (point, sample, fit) in depth order, shallowest first."""
+    with style.styled():
+        fig = style.new_figure((7.2, 4.8))
+        ax = fig.add_subplot()
+        style.log_axes(ax)
+        ax.set_xlabel(metric_label(metric))
+        ax.set_ylabel(CCDF_LABEL)
+        ax.set_title(f"CCDF by depth · {metric}")
+        cmap = colormaps[style.SEQUENTIAL_CMAP]
+        shades = np.linspace(0.0, 0.9, max(len(curves), 2))
+        drawn = 0
+        for (point, sample, fit), shade in zip(curves, shades, strict=False):
+            if sample.empty:
+                continue
+            alpha = f"  (\u03b1 = {style.fmt_number(fit.alpha)})" if fit.ok else "  (no fit)"
+            ax.plot(sample.values, sample.ccdf, color=cmap(shade), lw=1.5,
+                    label=f"{point}{alpha}")
+            drawn += 1
+        if drawn == 0:
+            note(ax, "no positive finite values to draw")
+        else:
+            columns = 1 if drawn <= 12 else 2
+            ax.legend(title="point (shallow → deep)", loc="center left",
+                      bbox_to_anchor=(1.01, 0.5), ncols=columns)
+    return fig

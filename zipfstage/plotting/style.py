@@ -1,0 +1,128 @@
+"""One look for every figure: rc parameters, sizes, colours, and saving in the requested formats.
+
+Figures are built with `matplotlib.figure.Figure` (never pyplot), so drawing is headless (Agg) and
+no global figure state leaks between plots.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator
+
+#: image formats a `--format` value stands for
+FORMATS: dict[str, tuple[str, ...]] = {
+    "png": ("png",),
+    "pdf": ("pdf",),
+    "svg": ("svg",),
+    "both": ("png", "pdf"),
+}
+
+DATA_COLOR = "#1f3b73"
+FIT_COLOR = "#d1495b"
+ALT_COLOR = "#2a9d8f"
+MUTED_COLOR = "#6c757d"
+XMIN_COLOR = "#edae49"
+SEQUENTIAL_CMAP = "viridis"
+HEATMAP_CMAP = "cividis"
+MISSING_CELL = "#d9d9d9"
+
+SINGLE = (6.4, 4.6)
+WIDE = (10.0, 4.2)
+
+RC: dict[str, Any] = {
+    "font.size": 10.5,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#e3e3e3",
+    "grid.linewidth": 0.7,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "xtick.labelsize": 9.5,
+    "ytick.labelsize": 9.5,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
+    "path.simplify": True,
+    "agg.path.chunksize": 20_000,
+}
+
+#: a note box inside the axes (fit summaries, "not fitted" reasons)
+NOTE_BOX: dict[str, Any] = {
+    "boxstyle": "round,pad=0.4",
+    "facecolor": "white",
+    "edgecolor": "#c8c8c8",
+    "alpha": 0.92,
+}
+
+
+@contextmanager
+def styled() -> Iterator[None]:
+    """Apply the shared style while a figure is built and saved."""
+    with rc_context(RC):  # type: ignore[arg-type]
+        yield
+
+
+def new_figure(size: tuple[float, float] = SINGLE) -> Figure:
+    return Figure(figsize=size, layout="constrained")
+
+
+def extensions(fmt: str) -> tuple[str, ...]:
+    return FORMATS[fmt]
+
+
+def save_figure(fig: Figure, stem: Path, exts: tuple[str, ...], dpi: int) -> list[Path]:
+    """Write `stem.<ext>` for every extension; returns the paths written."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    with styled():
+        for ext in exts:
+            path = stem.with_name(f"{stem.name}.{ext}")
+            fig.savefig(path, format=ext, dpi=dpi)
+            written.append(path)
+    return written
+
+
+def png_bytes(fig: Figure, dpi: int) -> bytes:
+    """The figure as PNG bytes, for embedding in the report."""
+    buffer = io.BytesIO()
+    with styled():
+        fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def fmt_number(value: float | None, digits: int = 3) -> str:
+    """Compact, readable numbers for annotations: 3 significant digits, '—' when missing."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e5 or magnitude < 1e-3:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def log_axes(ax: Axes, x: bool = True, y: bool = True) -> None:
+    """Log scales, minor ticks at 2 and 5 only: as readable, far cheaper to draw than 2..9."""
+    for use, axis, set_scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if use:
+            set_scale("log")
+            axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
