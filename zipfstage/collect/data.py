@@ -1,0 +1,153 @@
+"""Text sources and token packing: documents in, fixed [batch, seq_len] token batches out.
+
+The order is deterministic (sorted files, the dataset's own order, sorted pydoc topics), so batch b
+always holds the same tokens: that is what makes resume and multi-worker collection one problem.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zipfstage.errors import ZipfstageError
+
+PYDOC = "pydoc"
+_DATASETS_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+_TEXT_SUFFIXES = {".txt", ".md", ".text"}
+_TOKENIZE_GROUP = 64
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str
+    subset: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "subset": self.subset, "split": self.split,
+                "text_field": self.text_field}
+
+
+def local_files(source: str) -> list[Path] | None:
+    """The files a local path or glob names, sorted; None when `source` is not local."""
+    if any(ch in source for ch in "*?["):
+        matches = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise ZipfstageError(f"no files match {source}")
+        return matches
+    path = Path(source).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in _TEXT_SUFFIXES | set(_DATASETS_BUILDERS))
+        if not files:
+            raise ZipfstageError(f"no .txt, .jsonl or .parquet files in {path}")
+        return files
+    if source.startswith((".", "/", "~")) or Path(source).suffix in _TEXT_SUFFIXES | set(_DATASETS_BUILDERS):
+        raise ZipfstageError(f"data file not found: {source}")
+    return None
+
+
+def check_data_spec(spec: DataSpec) -> None:
+    """Fail early on local sources that cannot work (before a model is loaded)."""
+    if spec.source == PYDOC:
+        return
+    files = local_files(spec.source)
+    if files is None:
+        return
+    suffixes = {p.suffix for p in files}
+    unknown = suffixes - _TEXT_SUFFIXES - set(_DATASETS_BUILDERS)
+    if unknown:
+        raise ZipfstageError(f"unsupported data file type {', '.join(sorted(unknown))}; "
+                             "use .txt, .jsonl or .parquet")
+    if len(suffixes) > 1:
+        raise ZipfstageError(f"mixed file types in {spec.source}; give one kind at a time")
+
+
+def iter_documents(spec: DataSpec) -> Iterator[str]:
+    """Yield document texts in a fixed order."""
+    if spec.source == PYDOC:
+        from pydoc_data import topics
+
+        for key in sorted(topics.topics):
+            yield topics.topics[key]
+        return
+    files = local_files(spec.source)
+    if files is None:
+        yield from _iter_hub_dataset(spec)
+        return
+    suffix = files[0].suffix
+    if suffix in _TEXT_SUFFIXES:
+        for path in files:
+            yield path.read_text(encoding="utf-8", errors="replace")
+        return
+    yield from _iter_records(_DATASETS_BUILDERS[suffix], {"data_files": [str(p) for p in files]},
+                             spec.text_field, "train")
+
+
+def _iter_hub_dataset(spec: DataSpec) -> Iterator[str]:
+    yield from _iter_records(spec.source, {"name": spec.subset}, spec.text_field, spec.split)
+
+
+def _iter_records(path: str, kwargs: dict[str, Any], field: str, split: str) -> Iterator[str]:
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(path, split=split, streaming=True, **kwargs)
+        for record in dataset:
+            if field not in record:
+                raise ZipfstageError(
+                    f"records have no field {field!r} (they have: {', '.join(record)}); "
+                    "set --text-field"
+                )
+            text = record[field]
+            if isinstance(text, str) and text:
+                yield text
+    except ZipfstageError:
+        raise
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ZipfstageError(f"cannot read data {path!r}: {message}") from None
+
+
+def pack_sequences(
+    documents: Iterable[str],
+    tokenizer: Any,
+    seq_len: int,
+    prepend_bos: bool,
+) -> Iterator[np.ndarray]:
+    """Concatenate documents (EOS between them) and cut into seq_len rows with no padding.
+
+    With `prepend_bos` (and a tokenizer that has BOS) each row starts with BOS followed by
+    seq_len - 1 text tokens; a trailing partial row is dropped.
+    """
+    bos = tokenizer.bos_token_id if prepend_bos else None
+    eos = tokenizer.eos_token_id
+    body = seq_len - 1 if bos is not None else seq_len
+    buffer: list[int] = []
+    docs = iter(documents)
+    while group := list(islice(docs, _TOKENIZE_GROUP)):
+        encoded = tokenizer(group, add_special_tokens=False)["input_ids"]
+        for ids in encoded:
+            buffer.extend(ids)
+            if eos is not None:
+                buffer.append(eos)
+        while len(buffer) >= body:
+            row, buffer = buffer[:body], buffer[body:]
+            yield np.asarray(([bos] if bos is not None else []) + row, dtype=np.int64)
+
+
+def iter_batches(
+    sequences: Iterable[np.ndarray], batch_size: int, max_sequences: int
+) -> Iterator[np.ndarray]:
+    """Group sequences into [batch_size, seq_len] arrays; the last may hold fewer rows."""
+    capped = islice(sequences, max_sequences)
+    while rows := list(islice(capped, batch_size)):
+        yield np.stack(rows)

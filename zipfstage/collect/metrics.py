@@ -1,0 +1,192 @@
+"""Per-token metrics of a hidden vector, computed on the device in float32.
+
+Adding a metric is one function plus one `@metric("name")` line. Each function takes a
+`HiddenStats` (shared, lazily computed intermediates of the [tokens, d] matrix) and returns one
+value per token. Degenerate vectors (all zeros) give NaN where a ratio is undefined, never a crash.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cached_property
+
+import torch
+
+from zipfstage.errors import ZipfstageError
+
+CHANNEL_WISE = "channel_wise"
+MetricFn = Callable[["HiddenStats"], torch.Tensor]
+METRICS: dict[str, MetricFn] = {}
+
+
+def metric(name: str) -> Callable[[MetricFn], MetricFn]:
+    """Register a scalar metric under `name`."""
+
+    def register(fn: MetricFn) -> MetricFn:
+        METRICS[name] = fn
+        return fn
+
+    return register
+
+
+class HiddenStats:
+    """Intermediates shared by the metrics of one [tokens, d] float32 matrix."""
+
+    def __init__(self, hidden: torch.Tensor) -> None:
+        self.h = hidden.float()
+        self.d = self.h.shape[-1]
+
+    @cached_property
+    def abs(self) -> torch.Tensor:
+        return self.h.abs()
+
+    @cached_property
+    def sq(self) -> torch.Tensor:
+        return self.h.square()
+
+    @cached_property
+    def sum_sq(self) -> torch.Tensor:
+        return self.sq.sum(-1)
+
+    @cached_property
+    def sum_fourth(self) -> torch.Tensor:
+        return torch.linalg.vecdot(self.sq, self.sq)
+
+    @cached_property
+    def l1(self) -> torch.Tensor:
+        return self.abs.sum(-1)
+
+    @cached_property
+    def l2(self) -> torch.Tensor:
+        return self.sum_sq.sqrt()
+
+    @cached_property
+    def rms(self) -> torch.Tensor:
+        return (self.sum_sq / self.d).sqrt()
+
+    @cached_property
+    def max_abs(self) -> torch.Tensor:
+        return self.abs.amax(-1)
+
+    @cached_property
+    def sorted_abs(self) -> torch.Tensor:
+        return self.abs.sort(-1).values
+
+    @cached_property
+    def central_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Population variance and fourth central moment over channels."""
+        centred_sq = (self.h - self.h.mean(-1, keepdim=True)).square_()
+        return centred_sq.mean(-1), torch.linalg.vecdot(centred_sq, centred_sq) / self.d
+
+
+def _nan_where_zero(values: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    return torch.where(denominator > 0, values, torch.full_like(values, math.nan))
+
+
+@metric("rms")
+def rms(s: HiddenStats) -> torch.Tensor:
+    return s.rms
+
+
+@metric("l2_norm")
+def l2_norm(s: HiddenStats) -> torch.Tensor:
+    return s.l2
+
+
+@metric("l1_norm")
+def l1_norm(s: HiddenStats) -> torch.Tensor:
+    return s.l1
+
+
+@metric("max_abs")
+def max_abs(s: HiddenStats) -> torch.Tensor:
+    return s.max_abs
+
+
+@metric("mean_abs")
+def mean_abs(s: HiddenStats) -> torch.Tensor:
+    return s.l1 / s.d
+
+
+@metric("std")
+def std(s: HiddenStats) -> torch.Tensor:
+    return s.central_moments[0].sqrt()
+
+
+@metric("kurtosis")
+def kurtosis(s: HiddenStats) -> torch.Tensor:
+    """Pearson kurtosis E[(h - mean)^4] / std^4 (3 for a Gaussian)."""
+    var, fourth = s.central_moments
+    return _nan_where_zero(fourth / var.square(), var)
+
+
+@metric("max_to_median")
+def max_to_median(s: HiddenStats) -> torch.Tensor:
+    """max|h| / median|h|, the median averaging the two middle values when d is even."""
+    half = s.d // 2
+    if s.d % 2:
+        median = s.sorted_abs[..., half]
+    else:
+        median = 0.5 * (s.sorted_abs[..., half - 1] + s.sorted_abs[..., half])
+    return _nan_where_zero(s.max_abs / median, median)
+
+
+@metric("crest")
+def crest(s: HiddenStats) -> torch.Tensor:
+    return _nan_where_zero(s.max_abs / s.rms, s.rms)
+
+
+@metric("participation_ratio")
+def participation_ratio(s: HiddenStats) -> torch.Tensor:
+    """(sum h^2)^2 / sum h^4: how many channels carry the energy."""
+    return _nan_where_zero(s.sum_sq.square() / s.sum_fourth, s.sum_fourth)
+
+
+@metric("entropy")
+def entropy(s: HiddenStats) -> torch.Tensor:
+    """Shannon entropy (nats) of the energy shares h_c^2 / sum h^2, with 0 log 0 = 0."""
+    # -sum p log p with p = h^2 / S equals log S - sum(h^2 log h^2) / S: one pass, no p matrix.
+    weighted = torch.special.xlogy(s.sq, s.sq).sum(-1)
+    return _nan_where_zero(s.sum_sq.log() - weighted / s.sum_sq, s.sum_sq)
+
+
+@metric("gini")
+def gini(s: HiddenStats) -> torch.Tensor:
+    """Gini coefficient of |h|: sum_i (2i - d - 1) x_(i) / (d sum x), i = 1..d ascending."""
+    ranks = torch.arange(1, s.d + 1, device=s.h.device, dtype=s.h.dtype)
+    weights = 2 * ranks - s.d - 1
+    return _nan_where_zero((s.sorted_abs @ weights) / (s.d * s.l1), s.l1)
+
+
+@metric("top1_share")
+def top1_share(s: HiddenStats) -> torch.Tensor:
+    return _nan_where_zero(s.max_abs.square() / s.sum_sq, s.sum_sq)
+
+
+@metric("hoyer")
+def hoyer(s: HiddenStats) -> torch.Tensor:
+    """Hoyer sparsity (sqrt(d) - l1/l2) / (sqrt(d) - 1): 0 dense, 1 one-hot."""
+    root_d = math.sqrt(s.d)
+    return _nan_where_zero((root_d - s.l1 / s.l2) / (root_d - 1), s.l2)
+
+
+ALL_METRICS: tuple[str, ...] = (*METRICS.keys(), CHANNEL_WISE)
+
+
+def resolve_metrics(requested: list[str]) -> list[str]:
+    """Expand 'all', check names, keep the registry's order."""
+    if "all" in requested:
+        return list(ALL_METRICS)
+    unknown = [name for name in requested if name not in ALL_METRICS]
+    if unknown:
+        raise ZipfstageError(
+            f"unknown metric {', '.join(unknown)}; choose from: {', '.join(ALL_METRICS)}, all"
+        )
+    return [name for name in ALL_METRICS if name in requested]
+
+
+def compute_scalars(hidden: torch.Tensor, names: list[str]) -> torch.Tensor:
+    """[names, tokens] float32 on the hidden state's device."""
+    stats = HiddenStats(hidden.reshape(-1, hidden.shape[-1]))
+    return torch.stack([METRICS[name](stats) for name in names])

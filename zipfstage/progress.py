@@ -1,0 +1,67 @@
+"""Rich progress bars for long work, in one style for every stage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+
+class Advance(Protocol):
+    def __call__(self, amount: float = 1) -> None: ...
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, e.g. '12,345 tok/s'."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} {self.unit}/s" if speed else f"? {self.unit}/s", style="cyan")
+
+
+@contextmanager
+def progress_bar(
+    description: str,
+    total: float,
+    unit: str = "it",
+    completed: float = 0,
+    console: Console | None = None,
+    quiet: bool = False,
+) -> Iterator[Advance]:
+    """A bar with count, rate and ETA; yields a function that advances it."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        transient=False,
+        disable=quiet,
+    )
+    with progress:
+        task = progress.add_task(description, total=total, completed=completed)
+
+        def advance(amount: float = 1) -> None:
+            progress.advance(task, amount)
+
+        yield advance
