@@ -1,10 +1,48 @@
-"""`zipfstage plot` (being built)."""
+"""`zipfstage plot`: draw every figure from the store and its fits (never loads the model)."""
 
 from __future__ import annotations
 
-from zipfstage.commands.common import abort
+from typing import Annotated
+
+import typer
+
+from zipfstage.commands.common import (
+    ConfigOption,
+    MetricsOption,
+    OutOption,
+    PointsOption,
+    cli_errors,
+    console,
+    load_settings,
+    split_csv,
+)
 
 
-def plot_command() -> None:
-    """Not built yet."""
-    raise abort("plot is not built yet")
+@cli_errors
+def plot_command(
+    config: ConfigOption = None,
+    out: OutOption = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="png, pdf, svg, or both (png + pdf).")
+    ] = None,
+    points: PointsOption = None,
+    metrics: MetricsOption = None,
+    dpi: Annotated[int | None, typer.Option("--dpi", help="Raster resolution [150].")] = None,
+) -> None:
+    """Draw CCDFs, rank-frequency plots, depth overlays, dashboards and xmin diagnostics."""
+    from zipfstage.plotting import plot_run
+
+    settings = load_settings(
+        config, out=out,
+        plot={"format": fmt, "dpi": dpi, "points": split_csv(points),
+              "metrics": split_csv(metrics)},
+    )
+    options = settings.plot
+    result = plot_run(settings.out, fmt=options.format, dpi=options.dpi, points=options.points,
+                      metrics=options.metrics)
+    for note in result.skipped:
+        console.print(f"[yellow]skipped[/] {note}", highlight=False)
+    console.print(
+        f"wrote {len(result.written)} figures under {result.directory} "
+        f"in {result.seconds:.1f} s", highlight=False,
+    )

@@ -1,10 +1,35 @@
-"""`zipfstage report` (being built)."""
+"""`zipfstage report`: write report.html (self-contained) and report.md from the store and fits."""
 
 from __future__ import annotations
 
-from zipfstage.commands.common import abort
+from typing import Annotated
+
+import typer
+
+from zipfstage.commands.common import ConfigOption, OutOption, cli_errors, console, load_settings
 
 
-def report_command() -> None:
-    """Not built yet."""
-    raise abort("report is not built yet")
+@cli_errors
+def report_command(
+    config: ConfigOption = None,
+    out: OutOption = None,
+    top_tokens: Annotated[
+        int | None,
+        typer.Option("--top-tokens", help="Tokens listed per point as the tail's source [20].",
+                     min=0),
+    ] = None,
+    tail_metric: Annotated[
+        str | None,
+        typer.Option("--tail-metric", help="Metric whose largest values pick those tokens "
+                     "[max_abs]."),
+    ] = None,
+) -> None:
+    """Write DIR/report.html and DIR/report.md: the run, every fit and verdict, the figures."""
+    from zipfstage.report import build_report
+
+    settings = load_settings(config, out=out,
+                             report={"top_tokens": top_tokens, "tail_metric": tail_metric})
+    result = build_report(settings.out, top_tokens=settings.report.top_tokens,
+                          tail_metric=settings.report.tail_metric)
+    console.print(f"wrote {result.html} and {result.markdown} ({result.n_fits} fits) "
+                  f"in {result.seconds:.1f} s", highlight=False)

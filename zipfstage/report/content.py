@@ -1,0 +1,132 @@
+"""Everything the report says, gathered once from the store and fits; html.py and markdown.py
+only lay it out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zipfstage.plotting.records import Fit, FitTable, lookup, parse_records
+from zipfstage.report.figures import ReportFigure, report_figures
+from zipfstage.report.tokens import PointTail, load_decoder, tail_tokens
+from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
+from zipfstage.store.fits import read_fit_records
+from zipfstage.store.reader import StoreReader, open_store
+
+
+@dataclass(frozen=True)
+class FitRow:
+    depth: int
+    fit: Fit
+    verdict: Verdict
+    alternatives: Verdict
+
+
+@dataclass
+class ReportContent:
+    title: str
+    generated: str
+    run: list[tuple[str, str]]
+    rows: list[FitRow]
+    channel_rows: list[FitRow]
+    figures: list[ReportFigure]
+    tail_metric: str
+    tails: list[PointTail]
+    notes: list[str] = field(default_factory=list)
+
+    def section(self, name: str) -> list[ReportFigure]:
+        return [f for f in self.figures if f.section == name]
+
+    def counts(self) -> dict[str, int]:
+        kinds = [row.verdict.kind for row in self.rows]
+        return {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+
+
+def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
+    """Read the store and fits (never the model) into a ReportContent."""
+    reader = open_store(out_dir)
+    reader.require_data()
+    table, channels = parse_records(read_fit_records(out_dir))
+    notes = []
+    metric = tail_metric
+    if tail_metric not in reader.scalar_metrics:
+        metric = "max_abs" if "max_abs" in reader.scalar_metrics else reader.scalar_metrics[0]
+        notes.append(f"tail metric {tail_metric!r} is not in the store; showing {metric!r}")
+    decoder = load_decoder(out_dir)
+    if decoder is None and top_tokens > 0:
+        notes.append("no tokenizer saved with this store: tokens are shown by id")
+    model = reader.info.get("model") or {}
+    return ReportContent(
+        title=f"zipfstage report \u00b7 {model.get('name', 'unknown model')}",
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        run=run_description(reader),
+        rows=fit_rows(reader.points, reader.scalar_metrics, table),
+        channel_rows=[
+            _row(depth, fit)
+            for depth, point in enumerate(reader.points)
+            for fit in channels.get(point, [])
+        ],
+        figures=report_figures(reader, table, channels),
+        tail_metric=metric,
+        tails=tail_tokens(reader, metric, top_tokens, decoder),
+        notes=notes,
+    )
+
+
+def fit_rows(points: list[str], metrics: list[str], table: FitTable) -> list[FitRow]:
+    return [_row(depth, lookup(table, point, metric))
+            for depth, point in enumerate(points) for metric in metrics]
+
+
+def _row(depth: int, fit: Fit) -> FitRow:
+    return FitRow(depth, fit, clauset_verdict(fit), alternatives_verdict(fit))
+
+
+def run_description(reader: StoreReader) -> list[tuple[str, str]]:
+    """The run, as label/value pairs: model, data, tokens, points, metrics, timing, versions."""
+    info = reader.info
+    model: dict[str, Any] = info.get("model") or {}
+    data: dict[str, Any] = info.get("data") or {}
+    seconds = info.get("collect_seconds")
+    layers = info.get("point_layers") or {}
+    points = ", ".join(
+        f"{p} (layer {layers[p]})" if isinstance(layers.get(p), int) and layers[p] >= 0 else p
+        for p in reader.points
+    )
+    described = ", ".join(f"{k}={v}" for k, v in data.items() if k != "source" and v is not None)
+    versions = info.get("versions") or {}
+    dash = "\u2014"
+    tokens = f"{reader.n_tokens:,}" + ("" if reader.complete else " (collect still running)")
+    rows = [
+        ("model", str(model.get("name", "\u2014"))),
+        ("revision", str(model.get("revision") or "\u2014")),
+        ("dtype", str(model.get("dtype", "\u2014"))),
+        ("architecture", _join(model, ("architecture", "n_layers", "hidden_size"))),
+        ("data", str(data.get("source", dash)) + (f" ({described})" if described else "")),
+        ("tokens", tokens),
+        ("points", points),
+        ("metrics", ", ".join(reader.metrics)),
+        ("channels sampled", str(len(reader.channel_indices)) if reader.channel_indices else dash),
+        ("collect time", _duration(seconds)),
+        ("config hash", str(info.get("config_hash", "\u2014"))),
+        ("package versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "\u2014"),
+    ]
+    return rows
+
+
+def _join(model: dict[str, Any], keys: tuple[str, ...]) -> str:
+    parts = [f"{k.replace('_', ' ')} {model[k]}" if k != "architecture" else str(model[k])
+             for k in keys if model.get(k) is not None]
+    return ", ".join(parts) or "\u2014"
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or not np.isfinite(seconds):
+        return "\u2014"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"

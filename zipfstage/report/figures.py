@@ -1,0 +1,54 @@
+"""The report's figures, drawn with the plot stage's own functions and kept as PNG bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zipfstage.plotting import style
+from zipfstage.plotting.ccdf import ccdf_figure
+from zipfstage.plotting.dashboards import channel_heatmap_figure, dashboard_figure
+from zipfstage.plotting.data import SampleCache
+from zipfstage.plotting.multi_layer import multi_layer_figure
+from zipfstage.plotting.records import ChannelFits, FitTable, lookup
+from zipfstage.store.layout import CHANNEL_WISE
+from zipfstage.store.reader import StoreReader
+
+REPORT_DPI = 100
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """One embedded image: `name` is also its file name next to report.md."""
+
+    section: str
+    name: str
+    title: str
+    png: bytes
+
+
+def report_figures(
+    reader: StoreReader, table: FitTable, channels: ChannelFits, dpi: int = REPORT_DPI
+) -> list[ReportFigure]:
+    """Dashboards, the per-channel heatmap, each metric's CCDFs by depth, each fit's CCDF."""
+    points, metrics = reader.points, reader.metrics
+    figures = [
+        ReportFigure("dashboards", f"{q}_dashboard", title,
+                     style.png_bytes(dashboard_figure(q, points, metrics, table, channels), dpi))
+        for q, title in (("alpha", "Power-law exponent \u03b1"),
+                         ("slope", "Rank\u2013frequency OLS slope"))
+    ]
+    if CHANNEL_WISE in metrics and any(channels.get(p) for p in points):
+        figures.append(ReportFigure("dashboards", "channel_heatmap", "Per-channel fits",
+                                    style.png_bytes(channel_heatmap_figure(points, channels),
+                                                    dpi)))
+    cache = SampleCache(reader)
+    for metric in reader.scalar_metrics:
+        rows = [(p, cache.get(p, metric), lookup(table, p, metric)) for p in points]
+        figures.append(ReportFigure("depth", f"multi_layer__{metric}", f"{metric}: CCDF by depth",
+                                    style.png_bytes(multi_layer_figure(metric, rows), dpi)))
+        for point, sample, fit in rows:
+            png = style.png_bytes(ccdf_figure(sample, fit), dpi)
+            title = f"{point} \u00b7 {metric}"
+            figures.append(ReportFigure("ccdf", f"ccdf__{point}__{metric}", title, png))
+        cache.drop_metric(metric)
+    return figures

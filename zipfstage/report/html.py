@@ -1,0 +1,223 @@
+"""report.html: one self-contained page (inline CSS, a few lines of inline JS, base64 PNGs)."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from zipfstage.plotting.records import ALTERNATIVE_LABELS, ALTERNATIVES, Fit
+from zipfstage.plotting.style import fmt_number
+from zipfstage.report.content import FitRow, ReportContent
+from zipfstage.report.figures import ReportFigure
+from zipfstage.report.tokens import PointTail, show_token
+from zipfstage.report.verdict import EXPLANATION, comparison_verdict
+
+CSS = """
+:root { --ink: #1d2733; --muted: #5f6b7a; --line: #dde2e8; --accent: #1f3b73; }
+* { box-sizing: border-box; }
+body { font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+       margin: 0; background: #f6f7f9; }
+main { max-width: 1320px; margin: 0 auto; padding: 28px 28px 60px; background: white; }
+h1 { font-size: 1.7em; margin: 0 0 4px; } h2 { margin-top: 2.2em; border-bottom: 2px solid
+  var(--line); padding-bottom: 4px; } h3 { margin-bottom: 4px; }
+.sub, .note, figcaption { color: var(--muted); } .sub { margin-top: 0; }
+nav a { margin-right: 14px; color: var(--accent); }
+table { border-collapse: collapse; width: 100%; font-size: 13.5px; margin: 10px 0; }
+th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
+         vertical-align: top; }
+th { background: #eef1f5; position: sticky; top: 0; }
+table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable th::after { content: " \\2195"; color: #9aa5b1; }
+table.sortable th[data-order="asc"]::after { content: " \\2191"; color: var(--ink); }
+table.sortable th[data-order="desc"]::after { content: " \\2193"; color: var(--ink); }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.run th { width: 190px; position: static; }
+.scroll { overflow-x: auto; }
+.badge { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 12.5px; }
+.plausible, .power-law { background: #dff3e4; color: #1b5e2b; }
+.ruled-out, .alternative { background: #fbe1e1; color: #8a1c1c; }
+.untested, .inconclusive { background: #eceff3; color: #4a5562; }
+.failed { background: #fff1d6; color: #7a4b00; }
+.figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 18px; }
+figure { margin: 0; } img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+.tails { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 18px; }
+code { background: #f1f3f6; padding: 0 4px; border-radius: 3px; white-space: pre; }
+details > summary { cursor: pointer; color: var(--accent); margin: 8px 0; }
+"""
+
+SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.dataset.order !== "asc";
+      table.querySelectorAll("th").forEach(function (h) { delete h.dataset.order; });
+      th.dataset.order = asc ? "asc" : "desc";
+      var key = function (row) {
+        var cell = row.cells[col], raw = cell.dataset.value;
+        if (raw === undefined) return cell.textContent.trim().toLowerCase();
+        return raw === "" ? (asc ? Infinity : -Infinity) : parseFloat(raw);
+      };
+      var body = table.tBodies[0];
+      Array.from(body.rows).sort(function (a, b) {
+        var x = key(a), y = key(b);
+        var order = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+        return asc ? order : -order;
+      }).forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+FIT_COLUMNS = ["point", "metric", "\u03b1", "95% CI of \u03b1", "xmin", "n_tail", "KS D",
+               "OLS slope", "R\u00b2", "p (bootstrap)", "goodness of fit (Clauset)",
+               "likelihood ratios"]
+
+
+def render_html(content: ReportContent) -> str:
+    sections = [
+        _header(content),
+        _section("run", "The run", _run_table(content)),
+        _section("fits", "Fits", _fits(content)),
+        _section("dashboards", "Dashboards", _figures(content.section("dashboards"))),
+        _section("depth", "CCDFs by depth", "<p class='note'>Every point's empirical CCDF of one "
+                 "metric, coloured from dark (shallow) to light (deep).</p>"
+                 + _figures(content.section("depth"))),
+        _section("ccdf", "CCDF of every fit", "<p class='note'>Empirical CCDF of all the data, "
+                 "the fitted power law from xmin on (scaled to the tail's share of the data) and "
+                 "the best alternative's tail.</p>" + _figures(content.section("ccdf"))),
+        _section("tails", "Where the tail comes from", _tails(content)),
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        f"<title>{escape(content.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        + "\n".join(sections)
+        + f"\n</main>\n<script>{SORT_JS}</script>\n</body>\n</html>\n"
+    )
+
+
+def _header(content: ReportContent) -> str:
+    counts = content.counts()
+    summary = ", ".join(f"{n} {kind.replace('-', ' ')}" for kind, n in counts.items())
+    notes = "".join(f"<p class='note'>Note: {escape(n)}</p>" for n in content.notes)
+    links = "".join(f"<a href='#{key}'>{label}</a>" for key, label in (
+        ("run", "Run"), ("fits", "Fits"), ("dashboards", "Dashboards"), ("depth", "By depth"),
+        ("ccdf", "CCDFs"), ("tails", "Tail tokens")))
+    return (f"<h1>{escape(content.title)}</h1>\n<p class='sub'>Generated {content.generated} "
+            f"\u00b7 {len(content.rows)} fits: {escape(summary)}</p>\n<nav>{links}</nav>\n{notes}")
+
+
+def _section(key: str, title: str, body: str) -> str:
+    return f"<section id='{key}'>\n<h2>{escape(title)}</h2>\n{body}\n</section>"
+
+
+def _run_table(content: ReportContent) -> str:
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in content.run)
+    return f"<table class='run'><tbody>{rows}</tbody></table>"
+
+
+def _num(value: float | int | None, text: str | None = None) -> str:
+    shown = text if text is not None else (
+        f"{value:,}" if isinstance(value, int) else fmt_number(value))
+    raw = "" if value is None else repr(float(value))
+    return f"<td class='num' data-value='{raw}'>{escape(shown)}</td>"
+
+
+def _badge(text: str, kind: str) -> str:
+    return f"<span class='badge {kind}'>{escape(text)}</span>"
+
+
+def _fit_cells(row: FitRow, metric_label: str) -> str:
+    fit = row.fit
+    ci = (f"{fmt_number(fit.alpha_ci[0])}\u2013{fmt_number(fit.alpha_ci[1])}"
+          if fit.alpha_ci else "\u2014")
+    return (
+        f"<td data-value='{row.depth}'>{escape(fit.point)}</td><td>{escape(metric_label)}</td>"
+        + _num(fit.alpha if fit.ok else None) + _num(fit.alpha_ci[0] if fit.alpha_ci else None, ci)
+        + _num(fit.xmin) + _num(fit.n_tail) + _num(fit.ks_distance) + _num(fit.slope)
+        + _num(fit.r2) + _num(fit.p_value)
+        + f"<td>{_badge(row.verdict.text, row.verdict.kind)}</td>"
+        + f"<td>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
+    )
+
+
+def _fit_table(rows: list[FitRow], table_id: str, channel: bool = False) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in FIT_COLUMNS)
+    body = "\n".join(
+        f"<tr>{_fit_cells(r, _metric_label(r.fit, channel))}</tr>" for r in rows)
+    return (f"<div class='scroll'><table class='sortable' id='{table_id}'><thead><tr>{head}"
+            f"</tr></thead><tbody>\n{body}\n</tbody></table></div>")
+
+
+def _metric_label(fit: Fit, channel: bool) -> str:
+    return f"{fit.metric}[{fit.channel}]" if channel else fit.metric
+
+
+def _fits(content: ReportContent) -> str:
+    parts = [
+        f"<p>{escape(EXPLANATION)}</p>",
+        "<p class='note'>Click a column header to sort. \u03b1 is the exponent of the density "
+        "p(x) \u221d x<sup>\u2212\u03b1</sup> above xmin; n_tail is the number of values the "
+        "power law describes; the OLS slope and R\u00b2 come from a straight line through the "
+        "log-log rank\u2013frequency plot (a quick, biased check, not a test).</p>",
+        _fit_table(content.rows, "fit-table"),
+        "<h3>Likelihood-ratio tests against each alternative</h3>",
+        _comparison_table(content.rows),
+    ]
+    if content.channel_rows:
+        parts.append(
+            f"<details><summary>Per-channel fits ({len(content.channel_rows)})</summary>"
+            + _fit_table(content.channel_rows, "channel-table", channel=True) + "</details>")
+    return "\n".join(parts)
+
+
+def _comparison_table(rows: list[FitRow]) -> str:
+    head = "<th>point</th><th>metric</th>" + "".join(
+        f"<th>{escape(ALTERNATIVE_LABELS[a])}</th>" for a in ALTERNATIVES)
+    lines = []
+    for row in rows:
+        cells = f"<td data-value='{row.depth}'>{escape(row.fit.point)}</td>"
+        cells += f"<td>{escape(row.fit.metric)}</td>"
+        for name in ALTERNATIVES:
+            comparison = row.fit.comparisons.get(name)
+            if comparison is None or not row.fit.ok:
+                cells += "<td data-value=''>\u2014</td>"
+                continue
+            verdict = comparison_verdict(comparison)
+            stats = f"R = {fmt_number(comparison.R)}, p = {fmt_number(comparison.p, 2)}"
+            raw = "" if comparison.R is None else repr(comparison.R)
+            cells += (f"<td data-value='{raw}'>{escape(stats)}<br>"
+                      f"{_badge(verdict.text, verdict.kind)}</td>")
+        lines.append(f"<tr>{cells}</tr>")
+    return (f"<div class='scroll'><table class='sortable' id='lr-table'><thead><tr>{head}"
+            f"</tr></thead><tbody>{''.join(lines)}</tbody></table></div>")
+
+
+def _figures(figures: list[ReportFigure]) -> str:
+    if not figures:
+        return "<p class='note'>No figures.</p>"
+    items = "".join(
+        f"<figure><img alt='{escape(f.title)}' src='data:image/png;base64,"
+        f"{base64.b64encode(f.png).decode()}'><figcaption>{escape(f.title)}</figcaption></figure>"
+        for f in figures)
+    return f"<div class='figs'>{items}</div>"
+
+
+def _tails(content: ReportContent) -> str:
+    if not content.tails:
+        return "<p class='note'>Tail tokens not requested (--top-tokens 0).</p>"
+    intro = (f"<p>For each point, the {len(content.tails[0].tokens)} tokens with the largest "
+             f"<code>{escape(content.tail_metric)}</code>: their text, their position in the "
+             "sequence (0 = first), and the value. A tail made of first-position or delimiter "
+             "tokens says more about attention sinks than about the typical token.</p>")
+    return intro + "<div class='tails'>" + "".join(_tail_card(t) for t in content.tails) + "</div>"
+
+
+def _tail_card(tail: PointTail) -> str:
+    rows = "".join(
+        f"<tr><td class='num'>{t.rank}</td><td><code>{escape(show_token(t))}</code></td>"
+        f"<td class='num'>{t.token_id}</td><td class='num'>{t.position}</td>"
+        f"<td class='num'>{escape(fmt_number(t.value, 4))}</td></tr>" for t in tail.tokens)
+    return (f"<div><h3>{escape(tail.point)}</h3><p class='note'>{escape(tail.summary)}</p>"
+            "<table><thead><tr><th>#</th><th>token</th><th>id</th><th>position</th>"
+            f"<th>value</th></tr></thead><tbody>{rows}</tbody></table></div>")

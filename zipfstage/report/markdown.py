@@ -1,0 +1,57 @@
+"""report.md: the same content as report.html, with images as files in report_files/."""
+
+from __future__ import annotations
+
+from zipfstage.plotting.style import fmt_number
+from zipfstage.report.content import FitRow, ReportContent
+from zipfstage.report.figures import ReportFigure
+from zipfstage.report.tokens import show_token
+from zipfstage.report.verdict import EXPLANATION
+
+ASSETS_DIR = "report_files"
+
+
+def render_markdown(content: ReportContent) -> str:
+    lines = [f"# {content.title}", "", f"Generated {content.generated}.", ""]
+    lines += [f"> Note: {note}" for note in content.notes]
+    lines += ["", "## The run", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_cell(v)} |" for k, v in content.run]
+    lines += ["", "## Fits", "", EXPLANATION, "", *_table(content.rows)]
+    if content.channel_rows:
+        lines += ["", "### Per-channel fits", "", *_table(content.channel_rows, channel=True)]
+    lines += ["", "## Dashboards", "", *_images(content.section("dashboards"))]
+    lines += ["", "## CCDFs by depth", "", *_images(content.section("depth"))]
+    lines += ["", "## CCDF of every fit", "", *_images(content.section("ccdf"))]
+    lines += ["", "## Where the tail comes from", ""]
+    for tail in content.tails:
+        lines += [f"### {tail.point}", "", f"Top `{content.tail_metric}`: {tail.summary}.", "",
+                  "| # | token | id | position | value |", "|---:|---|---:|---:|---:|"]
+        lines += [f"| {t.rank} | `{_cell(show_token(t))}` | {t.token_id} | {t.position} | "
+                  f"{fmt_number(t.value, 4)} |" for t in tail.tokens]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _table(rows: list[FitRow], channel: bool = False) -> list[str]:
+    out = ["| point | metric | alpha | 95% CI | xmin | n_tail | KS D | slope | R² | p | verdict "
+           "| likelihood ratios |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for row in rows:
+        fit = row.fit
+        metric = f"{fit.metric}[{fit.channel}]" if channel else fit.metric
+        ci = (f"{fmt_number(fit.alpha_ci[0])}-{fmt_number(fit.alpha_ci[1])}"
+              if fit.alpha_ci else "—")
+        n_tail = f"{fit.n_tail:,}" if fit.n_tail is not None else "—"
+        out.append(
+            f"| {fit.point} | {metric} | {fmt_number(fit.alpha if fit.ok else None)} | {ci} "
+            f"| {fmt_number(fit.xmin)} | {n_tail} | {fmt_number(fit.ks_distance)} "
+            f"| {fmt_number(fit.slope)} | {fmt_number(fit.r2)} | {fmt_number(fit.p_value)} "
+            f"| {_cell(row.verdict.text)} | {_cell(row.alternatives.text)} |")
+    return out
+
+
+def _images(figures: list[ReportFigure]) -> list[str]:
+    return [f"![{f.title}]({ASSETS_DIR}/{f.name}.png)" for f in figures] or ["No figures."]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

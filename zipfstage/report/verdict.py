@@ -1,0 +1,81 @@
+"""Plain-language verdicts: Clauset's goodness-of-fit rule and the likelihood-ratio tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zipfstage.plotting.records import ALTERNATIVE_LABELS, Comparison, Fit
+from zipfstage.plotting.style import fmt_number
+
+#: Clauset, Shalizi & Newman (2009): the power law is ruled out when the bootstrap p < 0.1
+P_PLAUSIBLE = 0.1
+#: a likelihood-ratio sign counts as significant when its p < 0.1
+P_SIGNIFICANT = 0.1
+
+EXPLANATION = (
+    "Each power law is fitted by maximum likelihood above a lower cut-off xmin chosen to minimise "
+    "the Kolmogorov-Smirnov (KS) distance between the data and the fit (Clauset, Shalizi & Newman "
+    "2009). Goodness of fit follows Clauset's rule: a bootstrap p-value (the share of synthetic "
+    "power-law data sets that fit worse than the real one) of at least 0.1 means the power law is "
+    "plausible; below 0.1 it is ruled out. The p-value is only computed when `zipfstage fit "
+    "--bootstrap N` ran; otherwise the verdict reads \u201cnot tested\u201d. Plausible is not "
+    "proven: likelihood-ratio tests then compare the power law with a lognormal, an exponential, a "
+    "stretched exponential and a truncated power law on the same tail. R is the log-likelihood "
+    "ratio: R > 0 favours the power law, R < 0 the alternative, and p is the significance of R's "
+    "sign. An alternative is favoured when R < 0 with p < 0.1; R > 0 with p < 0.1 favours the "
+    "power law; any other outcome is inconclusive (the data cannot tell the two apart)."
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A short verdict and a CSS-friendly kind: plausible, ruled-out, untested, failed, ..."""
+
+    text: str
+    kind: str
+
+
+def clauset_verdict(fit: Fit) -> Verdict:
+    if not fit.ok:
+        return Verdict(f"no fit: {fit.why_not}", "failed")
+    if fit.p_value is None:
+        return Verdict("not tested (run fit --bootstrap N)", "untested")
+    if fit.p_value >= P_PLAUSIBLE:
+        return Verdict(f"power law plausible (p = {fmt_number(fit.p_value, 2)} \u2265 0.1)",
+                       "plausible")
+    return Verdict(f"power law ruled out (p = {fmt_number(fit.p_value, 2)} < 0.1)", "ruled-out")
+
+
+def comparison_verdict(comparison: Comparison) -> Verdict:
+    """One likelihood-ratio test in words."""
+    label = ALTERNATIVE_LABELS.get(comparison.name, comparison.name)
+    if comparison.R is None or comparison.p is None:
+        return Verdict("not computed", "untested")
+    if comparison.p < P_SIGNIFICANT and comparison.R < 0:
+        return Verdict(f"{label} favoured (significant)", "alternative")
+    if comparison.p < P_SIGNIFICANT and comparison.R > 0:
+        return Verdict(f"power law favoured over {label} (significant)", "power-law")
+    return Verdict(f"inconclusive vs {label}", "inconclusive")
+
+
+def alternatives_verdict(fit: Fit) -> Verdict:
+    """Which alternative the likelihood ratios favour (smallest R), and whether significantly."""
+    tested = [c for c in fit.comparisons.values() if c.R is not None and c.p is not None]
+    if not fit.ok or not tested:
+        return Verdict("\u2014", "untested")
+    favoured = min((c for c in tested if c.R is not None and c.R < 0),
+                   key=lambda c: c.R if c.R is not None else 0.0, default=None)
+    if favoured is not None:
+        label = ALTERNATIVE_LABELS.get(favoured.name, favoured.name)
+        stats = f"R = {fmt_number(favoured.R)}, p = {fmt_number(favoured.p, 2)}"
+        if favoured.p is not None and favoured.p < P_SIGNIFICANT:
+            return Verdict(f"{label} favoured, significant ({stats})", "alternative")
+        return Verdict(f"{label} favoured, not significant ({stats})", "inconclusive")
+    beaten = [ALTERNATIVE_LABELS.get(c.name, c.name) for c in tested
+              if c.p is not None and c.p < P_SIGNIFICANT]
+    if len(beaten) == len(tested):
+        return Verdict("power law favoured over every alternative (significant)", "power-law")
+    if beaten:
+        return Verdict(f"power law favoured; significant only vs {', '.join(beaten)}",
+                       "inconclusive")
+    return Verdict("power law favoured, not significant vs any alternative", "inconclusive")
