@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from zipfstage.collect.architecture import Architecture, resolve_architecture
 from zipfstage.errors import ZipfstageError
 
 DEMO_MODEL = "demo"
+_console = Console(stderr=True)
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -92,11 +95,13 @@ def load_model(
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     source, extra = resolve_source(model)
+    hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, **extra)
-        loaded = AutoModelForCausalLM.from_pretrained(
-            source, revision=revision, dtype=torch_dtype, device_map=device_map, **extra
-        )
+        with _console.status(f"loading {model} ({str(torch_dtype).removeprefix('torch.')})"):
+            tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, **extra)
+            loaded = AutoModelForCausalLM.from_pretrained(
+                source, revision=revision, dtype=torch_dtype, device_map=device_map, **extra
+            )
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ZipfstageError(f"cannot load model {model!r}: {first_line}") from None

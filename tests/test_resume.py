@@ -1,0 +1,75 @@
+"""A collect killed with SIGKILL and started again ends with arrays identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from zipfstage.store import open_store
+
+ARGS = ["--data", "pydoc", "--max-tokens", "16000", "--seq-len", "32", "--batch-size", "4",
+        "--points", "embed,layer_1,last", "--channels", "4", "-q"]
+
+
+def run_cli(model: Path, out: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "zipfstage", "collect", "--model", str(model), "--out", str(out), *ARGS]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def committed_batches(out: Path) -> int:
+    try:
+        return int(np.count_nonzero(zarr.open_group(out / "store.zarr", mode="r")["progress"][:]))
+    except Exception:
+        return 0
+
+
+def all_arrays(out: Path) -> dict[str, np.ndarray]:
+    root = zarr.open_group(out / "store.zarr", mode="r")
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(group: zarr.Group, prefix: str) -> None:
+        for name, array in group.arrays():
+            arrays[prefix + name] = np.asarray(array[:])
+        for name, sub in group.groups():
+            walk(sub, f"{prefix}{name}/")
+
+    walk(root, "")
+    return arrays
+
+
+def test_sigkill_then_resume_gives_identical_arrays(tiny_llama: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    done = run_cli(tiny_llama, reference)
+    assert done.wait(timeout=300) == 0, done.stderr.read().decode()  # type: ignore[union-attr]
+
+    interrupted = tmp_path / "interrupted"
+    kills = 0
+    for threshold in (10, 60):
+        process = run_cli(tiny_llama, interrupted)
+        deadline = time.monotonic() + 240
+        while committed_batches(interrupted) < threshold and process.poll() is None:
+            assert time.monotonic() < deadline, "collect made no progress"
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=60)
+    assert kills >= 1, "the run finished before it could be killed; make it longer"
+    partial = open_store(interrupted)
+    assert not partial.complete and 0 < partial.n_tokens < 16000
+
+    finished = run_cli(tiny_llama, interrupted)
+    assert finished.wait(timeout=300) == 0, finished.stderr.read().decode()  # type: ignore[union-attr]
+    expected, actual = all_arrays(reference), all_arrays(interrupted)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    assert open_store(interrupted).complete
