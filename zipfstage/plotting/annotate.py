@@ -5,14 +5,14 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 
 from zipfstage.plotting.records import ALTERNATIVE_LABELS, Comparison, Fit
-from zipfstage.plotting.style import NOTE_BOX, fmt_number
+from zipfstage.plotting.style import NOTE_BOX, fmt_fixed, fmt_number
 
 
 def fit_summary(fit: Fit, alternative: Comparison | None = None) -> str:
     """alpha (CI), xmin, n_tail, KS distance, p-value where computed, best alternative."""
-    alpha = f"\u03b1 = {fmt_number(fit.alpha)}"
+    alpha = f"\u03b1 = {fmt_fixed(fit.alpha)}"
     if fit.alpha_ci is not None:
-        alpha += f"\n   95% CI {fmt_number(fit.alpha_ci[0])}\u2013{fmt_number(fit.alpha_ci[1])}"
+        alpha += f"\n   95% CI {fmt_fixed(fit.alpha_ci[0])}\u2013{fmt_fixed(fit.alpha_ci[1])}"
     share = f"\n   ({100 * fit.tail_share:.3g}% of the fitted sample)" if fit.n else ""
     lines = [
         alpha,
@@ -24,7 +24,7 @@ def fit_summary(fit: Fit, alternative: Comparison | None = None) -> str:
     ]
     if alternative is not None:
         label = ALTERNATIVE_LABELS.get(alternative.name, alternative.name)
-        lines += [f"best alternative: {label}",
+        lines += ["best alternative:", f"   {label}",
                   f"   R = {fmt_number(alternative.R)}, p = {fmt_number(alternative.p, 2)}"]
     return "\n".join(lines)
 

@@ -24,8 +24,8 @@ CCDF_LABEL = "P(X ≥ x)  (fraction of tokens)"
 def ccdf_figure(sample: SortedSample, fit: Fit) -> Figure:
     """The CCDF on the left; legend and fit summary in a panel on the right, clear of the data."""
     with style.styled():
-        fig = style.new_figure((9.2, 4.6))
-        ax, side = fig.subplots(1, 2, width_ratios=[2.6, 1])
+        fig = style.new_figure((9.2, 4.6), style.Margins(right=0.1, wspace=0.06))
+        ax, side = fig.subplots(1, 2, width_ratios=[2.3, 1])
         side.axis("off")
         summary = draw_ccdf(ax, sample, fit)
         fig.suptitle(f"CCDF \u00b7 {fit.point} \u00b7 {fit.metric}", fontweight="bold")
@@ -52,7 +52,7 @@ def draw_ccdf(ax: Axes, sample: SortedSample, fit: Fit) -> str:
     grid = tail_grid(fit.xmin, float(sample.values[0]))
     share = fit.tail_share
     ax.plot(grid, share * power_law_ccdf(grid, fit.alpha, fit.xmin), color=style.FIT_COLOR,
-            lw=2.0, label=f"power law, \u03b1 = {style.fmt_number(fit.alpha)}")
+            lw=2.0, label=f"power law, \u03b1 = {style.fmt_fixed(fit.alpha)}")
     alternative = best_alternative(fit)
     if alternative is not None:
         try:

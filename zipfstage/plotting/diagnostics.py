@@ -17,8 +17,10 @@ def diagnostics_figure(fit: Fit, curves: dict[str, np.ndarray]) -> Figure:
     boot = [name for name in ("bootstrap_alpha", "bootstrap_xmin") if _finite(curves.get(name))]
     n_panels = 2 + len(boot)
     with style.styled():
-        fig = style.new_figure((4.2 * min(n_panels, 2), 3.5 * (1 + (n_panels > 2))))
-        axes = fig.subplots(1 + (n_panels > 2), 2, squeeze=False).ravel()
+        rows = 1 + (n_panels > 2)
+        fig = style.new_figure((8.6, 3.6 * rows + 0.2),
+                               style.Margins(top=0.75, wspace=0.32, hspace=0.62 if rows > 1 else 0))
+        axes = fig.subplots(rows, 2, squeeze=False).ravel()
         fig.suptitle(f"xmin diagnostics · {fit.point} · {fit.metric}", fontweight="bold")
         scan_x = curves.get("scan_xmin")
         _scan(axes[0], scan_x, curves.get("scan_ks"), fit, "KS distance D", best="min")
@@ -54,8 +56,8 @@ def _scan(
                    label=f"chosen xmin = {style.fmt_number(fit.xmin)}")
         if fit.alpha is not None and best is None:
             ax.axhline(fit.alpha, color=style.MUTED_COLOR, ls=":", lw=1.0,
-                       label=f"fitted \u03b1 = {style.fmt_number(fit.alpha)}")
-        ax.legend(loc="best")
+                       label=f"fitted \u03b1 = {style.fmt_fixed(fit.alpha)}")
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
 
 
 def _bootstrap(ax: Axes, draws: np.ndarray, fit: Fit, name: str) -> None:
@@ -67,16 +69,16 @@ def _bootstrap(ax: Axes, draws: np.ndarray, fit: Fit, name: str) -> None:
         style.log_axes(ax, y=False)
         bins = np.geomspace(draws.min(), draws.max(), 30).tolist()
     ax.hist(draws, bins=bins, color=style.DATA_COLOR, alpha=0.75)
-    ax.set_xlabel("bootstrap \u03b1" if is_alpha else "bootstrap xmin")
+    quantity = "\u03b1" if is_alpha else "xmin"
+    ax.set_xlabel(f"{quantity} in {draws.size} bootstrap resamples")
     ax.set_ylabel("resamples")
-    ax.set_title(f"bootstrap ({draws.size} resamples)", fontsize=10.5)
     point = fit.alpha if is_alpha else fit.xmin
     if point is not None:
-        ax.axvline(point, color=style.FIT_COLOR, ls="--", lw=1.3,
-                   label=f"fit: {style.fmt_number(point)}")
+        shown = style.fmt_fixed(point) if is_alpha else style.fmt_number(point)
+        ax.axvline(point, color=style.FIT_COLOR, ls="--", lw=1.3, label=f"fitted: {shown}")
     if is_alpha and fit.alpha_ci is not None:
         for edge in fit.alpha_ci:
             ax.axvline(edge, color=style.MUTED_COLOR, ls=":", lw=1.0)
         ax.plot([], [], color=style.MUTED_COLOR, ls=":", label="95% CI")
     if point is not None:
-        ax.legend(loc="best")
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)

@@ -17,7 +17,10 @@ from zipfstage.plotting.thinning import SortedSample
 def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, Fit]]) -> Figure:
     """`curves` are (point, sample, fit) in depth order, shallowest first."""
     with style.styled():
-        fig = style.new_figure((7.2, 4.8))
+        columns = 1 if len(curves) <= 12 else 2
+        longest = max((len(point) for point, _, _ in curves), default=6) + 14
+        legend_width = 0.35 + columns * (0.45 + 0.072 * longest)
+        fig = style.new_figure((5.6 + legend_width, 4.8), style.Margins(right=legend_width))
         ax = fig.add_subplot()
         style.log_axes(ax)
         ax.set_xlabel(metric_label(metric))
@@ -29,14 +32,13 @@ def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, Fit]])
         for (point, sample, fit), shade in zip(curves, shades, strict=False):
             if sample.empty:
                 continue
-            alpha = f"  (\u03b1 = {style.fmt_number(fit.alpha)})" if fit.ok else "  (no fit)"
+            alpha = f"  (\u03b1 = {style.fmt_fixed(fit.alpha)})" if fit.ok else "  (no fit)"
             ax.plot(sample.values, sample.ccdf, color=cmap(shade), lw=1.5,
                     label=f"{point}{alpha}")
             drawn += 1
         if drawn == 0:
             note(ax, "no positive finite values to draw")
         else:
-            columns = 1 if drawn <= 12 else 2
             ax.legend(title="point (shallow → deep)", loc="center left",
                       bbox_to_anchor=(1.01, 0.5), ncols=columns)
     return fig

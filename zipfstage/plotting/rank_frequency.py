@@ -14,7 +14,7 @@ from zipfstage.plotting.thinning import SortedSample
 
 def rank_frequency_figure(sample: SortedSample, fit: Fit) -> Figure:
     with style.styled():
-        fig = style.new_figure()
+        fig = style.new_figure(style.SINGLE, style.Margins())
         ax = fig.add_subplot()
         style.log_axes(ax)
         ax.set_xlabel("rank (1 = largest value)")
@@ -33,7 +33,7 @@ def rank_frequency_figure(sample: SortedSample, fit: Fit) -> Figure:
             ranks = np.array([1.0, float(sample.n)])
             r2 = f",  R² = {fit.r2:.3f}" if fit.r2 is not None else ""
             ax.plot(ranks, 10 ** intercept * ranks ** fit.slope, color=style.FIT_COLOR, lw=1.8,
-                    label=f"OLS: slope = {fit.slope:.3f}{r2}")
+                    label=f"OLS fit: slope = {fit.slope:.3f}{r2}")
         ax.legend(loc="lower left")
     return fig
 

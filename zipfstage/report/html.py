@@ -6,7 +6,7 @@ import base64
 from html import escape
 
 from zipfstage.plotting.records import ALTERNATIVE_LABELS, ALTERNATIVES, Fit
-from zipfstage.plotting.style import fmt_number
+from zipfstage.plotting.style import fmt_fixed, fmt_number
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
 from zipfstage.report.tokens import PointTail, show_token
@@ -116,9 +116,13 @@ def _run_table(content: ReportContent) -> str:
     return f"<table class='run'><tbody>{rows}</tbody></table>"
 
 
-def _num(value: float | int | None, text: str | None = None) -> str:
-    shown = text if text is not None else (
-        f"{value:,}" if isinstance(value, int) else fmt_number(value))
+def _num(value: float | int | None, text: str | None = None, digits: int | None = None) -> str:
+    if text is not None:
+        shown = text
+    elif isinstance(value, int):
+        shown = f"{value:,}"
+    else:
+        shown = fmt_fixed(value, digits) if digits is not None else fmt_number(value)
     raw = "" if value is None else repr(float(value))
     return f"<td class='num' data-value='{raw}'>{escape(shown)}</td>"
 
@@ -129,13 +133,14 @@ def _badge(text: str, kind: str) -> str:
 
 def _fit_cells(row: FitRow, metric_label: str) -> str:
     fit = row.fit
-    ci = (f"{fmt_number(fit.alpha_ci[0])}\u2013{fmt_number(fit.alpha_ci[1])}"
+    ci = (f"{fmt_fixed(fit.alpha_ci[0])}\u2013{fmt_fixed(fit.alpha_ci[1])}"
           if fit.alpha_ci else "\u2014")
     return (
         f"<td data-value='{row.depth}'>{escape(fit.point)}</td><td>{escape(metric_label)}</td>"
-        + _num(fit.alpha if fit.ok else None) + _num(fit.alpha_ci[0] if fit.alpha_ci else None, ci)
-        + _num(fit.xmin) + _num(fit.n_tail) + _num(fit.ks_distance) + _num(fit.slope)
-        + _num(fit.r2) + _num(fit.p_value)
+        + _num(fit.alpha if fit.ok else None, digits=2)
+        + _num(fit.alpha_ci[0] if fit.alpha_ci else None, ci)
+        + _num(fit.xmin) + _num(fit.n_tail) + _num(fit.ks_distance) + _num(fit.slope, digits=3)
+        + _num(fit.r2, digits=3) + _num(fit.p_value)
         + f"<td>{_badge(row.verdict.text, row.verdict.kind)}</td>"
         + f"<td>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
     )

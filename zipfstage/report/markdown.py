@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zipfstage.plotting.style import fmt_number
+from zipfstage.plotting.style import fmt_fixed, fmt_number
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
 from zipfstage.report.tokens import show_token
@@ -38,13 +38,13 @@ def _table(rows: list[FitRow], channel: bool = False) -> list[str]:
     for row in rows:
         fit = row.fit
         metric = f"{fit.metric}[{fit.channel}]" if channel else fit.metric
-        ci = (f"{fmt_number(fit.alpha_ci[0])}-{fmt_number(fit.alpha_ci[1])}"
+        ci = (f"{fmt_fixed(fit.alpha_ci[0])}-{fmt_fixed(fit.alpha_ci[1])}"
               if fit.alpha_ci else "—")
         n_tail = f"{fit.n_tail:,}" if fit.n_tail is not None else "—"
         out.append(
-            f"| {fit.point} | {metric} | {fmt_number(fit.alpha if fit.ok else None)} | {ci} "
+            f"| {fit.point} | {metric} | {fmt_fixed(fit.alpha if fit.ok else None)} | {ci} "
             f"| {fmt_number(fit.xmin)} | {n_tail} | {fmt_number(fit.ks_distance)} "
-            f"| {fmt_number(fit.slope)} | {fmt_number(fit.r2)} | {fmt_number(fit.p_value)} "
+            f"| {fmt_fixed(fit.slope, 3)} | {fmt_fixed(fit.r2, 3)} | {fmt_number(fit.p_value)} "
             f"| {_cell(row.verdict.text)} | {_cell(row.alternatives.text)} |")
     return out
 
