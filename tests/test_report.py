@@ -1,0 +1,246 @@
+"""`zipfstage report`: valid self-contained HTML and Markdown with every fit, figure and verdict."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.synthetic_store import make_synthetic_store
+from tests.test_plot_support import FAILED_REASON, write_synthetic_fits
+from zipfstage.cli import app
+from zipfstage.plotting.records import Comparison, Fit
+from zipfstage.report.tokens import top_indices
+from zipfstage.report.verdict import alternatives_verdict, clauset_verdict
+from zipfstage.store import open_store
+from zipfstage.store.layout import tokenizer_path
+
+runner = CliRunner()
+POINTS = ("embed", "layer_1", "layer_3")
+SCALARS = ("rms", "max_abs", "kurtosis")
+VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report_run")
+    make_synthetic_store(out, n_batches=2, batch_size=4, seq_len=128)
+    write_synthetic_fits(out)
+    result = runner.invoke(app, ["report", "--out", str(out), "--top-tokens", "7"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+class Collector(HTMLParser):
+    """Checks tag balance and collects table rows and image sources."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.rows: dict[str, list[list[str]]] = {}
+        self._table: list[str | None] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img":
+            self.images.append(values.get("src") or "")
+        for key in ("href", "src"):
+            if values.get(key):
+                self.links.append(values[key] or "")
+        if tag == "table":
+            self._table.append(values.get("id"))
+        if tag == "tr" and self._table and self._table[-1]:
+            self.rows.setdefault(self._table[-1] or "", []).append([])
+        if tag in ("td", "th"):
+            self._cell = []
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+            return
+        self.stack.pop()
+        if tag == "table":
+            self._table.pop()
+        if tag in ("td", "th") and self._cell is not None:
+            if self._table and self._table[-1] and self.rows.get(self._table[-1] or ""):
+                self.rows[self._table[-1] or ""][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(path: Path) -> Collector:
+    collector = Collector()
+    collector.feed(path.read_text(encoding="utf-8"))
+    collector.close()
+    assert not collector.errors, collector.errors[:5]
+    assert collector.stack == [], collector.stack
+    return collector
+
+
+def test_report_html_is_valid_self_contained_and_complete(report_dir: Path) -> None:
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    page = parse(report_dir / "report.html")
+    body = page.rows["fit-table"][1:]  # first row is the header
+    assert sorted((r[0], r[1]) for r in body) == sorted(
+        (p, m) for p in POINTS for m in SCALARS)
+    channel_rows = page.rows["channel-table"][1:]
+    reader = open_store(report_dir)
+    assert len(channel_rows) == len(POINTS) * len(reader.channel_indices)
+    # every image is embedded PNG; nothing points to the network
+    assert len(page.images) == 3 + 3 + 9  # dashboards + heatmap, depth overlays, one CCDF per fit
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert not [link for link in page.links if not link.startswith(("data:", "#"))]
+    assert "http://" not in html and "https://" not in html
+
+
+def test_report_verdicts_follow_clauset_and_the_likelihood_ratios(report_dir: Path) -> None:
+    rows = {(r[0], r[1]): r for r in parse(report_dir / "report.html").rows["fit-table"][1:]}
+    assert rows[("embed", "rms")][10].startswith("power law plausible (p = 0.42")
+    assert rows[("layer_1", "rms")][10].startswith("power law ruled out (p = 0.03")
+    assert rows[("layer_1", "rms")][11].startswith("lognormal favoured, significant")
+    assert rows[("embed", "max_abs")][10] == "not tested (run fit --bootstrap N)"
+    assert rows[("embed", "max_abs")][11].startswith("truncated power law favoured, not signif")
+    assert rows[("layer_3", "kurtosis")][10] == f"no fit: {FAILED_REASON}"
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    assert "Clauset" in html and "R &gt; 0 favours the power law" in html
+
+
+def test_report_markdown_has_every_row_and_its_images(report_dir: Path) -> None:
+    text = (report_dir / "report.md").read_text(encoding="utf-8")
+    for point in POINTS:
+        for metric in SCALARS:
+            assert re.search(rf"^\| {point} \| {metric} \|", text, re.M), (point, metric)
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(images) == 15
+    for image in images:
+        assert (report_dir / image).read_bytes().startswith(b"\x89PNG")
+
+
+def test_tail_tokens_are_the_largest_values_with_their_positions(report_dir: Path) -> None:
+    reader = open_store(report_dir)
+    values = reader.metric("layer_1", "max_abs")
+    top = np.argsort(values)[::-1][:7]
+    rows = parse(report_dir / "report.html").rows
+    text = (report_dir / "report.html").read_text(encoding="utf-8")
+    section = text[text.index("id='tails'"):]
+    assert "max_abs" in section and "at position 0" in section
+    for row in top:
+        assert f"<td class='num'>{reader.positions()[row]}</td>" in section
+    assert "tokens are shown by id" in text
+    assert not rows.get("tails")
+
+
+def test_top_indices_uses_the_largest_finite_values() -> None:
+    values = np.array([1.0, np.nan, 7.0, 3.0, np.inf, 7.0, -2.0], dtype=np.float32)
+    top = top_indices(values, 3).tolist()
+    assert sorted(top[:2]) == [2, 5] and top[2] == 3  # NaN and inf are skipped
+    assert top_indices(values, 50).tolist()[-1] == 6
+    assert top_indices(np.array([np.nan, np.nan]), 5).size == 0
+
+
+def test_report_decodes_tokens_with_the_saved_tokenizer(
+    tmp_path: Path, tokenizer_dir: Path
+) -> None:
+    make_synthetic_store(tmp_path, n_batches=1, batch_size=2, seq_len=64)
+    write_synthetic_fits(tmp_path)
+    shutil.copytree(tokenizer_dir, tokenizer_path(tmp_path))
+    result = runner.invoke(app, ["report", "--out", str(tmp_path), "--top-tokens", "3",
+                                 "--tail-metric", "rms"])
+    assert result.exit_code == 0, result.output
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    reader = open_store(tmp_path)
+    best = int(np.nanargmax(reader.metric("embed", "rms")))
+    decoded = str(tokenizer.decode([int(reader.token_ids()[best])]))
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "shown by id" not in markdown and "Top `rms`" in markdown
+    visible = decoded.replace("\n", "\\n").replace("\t", "\\t")
+    if visible.strip(" ") != visible:
+        visible = visible.replace(" ", "\u2423")
+    assert f"| 1 | `{visible.replace('|', chr(92) + '|')}` |" in markdown
+
+
+def test_unknown_tail_metric_falls_back_with_a_note(tmp_path: Path) -> None:
+    make_synthetic_store(tmp_path, n_batches=1, batch_size=1, seq_len=64)
+    write_synthetic_fits(tmp_path)
+    result = runner.invoke(app, ["report", "--out", str(tmp_path), "--tail-metric", "nope"])
+    assert result.exit_code == 0, result.output
+    assert "tail metric 'nope' is not in the store; showing 'max_abs'" in (
+        tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def _fit(p: float | None, comparisons: dict[str, tuple[float, float]] | None = None) -> Fit:
+    return Fit(point="x", metric="m", status="ok", alpha=2.2, xmin=1.0, p_value=p,
+               comparisons={k: Comparison(k, r, q, {}) for k, (r, q) in
+                            (comparisons or {}).items()})
+
+
+def test_verdict_rules() -> None:
+    assert clauset_verdict(_fit(0.1)).kind == "plausible"
+    assert clauset_verdict(_fit(0.0999)).kind == "ruled-out"
+    assert clauset_verdict(_fit(None)).text == "not tested (run fit --bootstrap N)"
+    assert clauset_verdict(Fit("x", "m", "failed", reason="why")).text == "no fit: why"
+    both = {"lognormal": (-1.0, 0.05), "exponential": (-3.0, 0.5)}
+    assert alternatives_verdict(_fit(0.5, both)).text.startswith(
+        "exponential favoured, not significant")
+    assert alternatives_verdict(_fit(0.5, {"lognormal": (-1.0, 0.05)})).kind == "alternative"
+    won = {"lognormal": (2.0, 0.01), "exponential": (9.0, 0.001)}
+    assert alternatives_verdict(_fit(0.5, won)).kind == "power-law"
+    mixed = {"lognormal": (0.5, 0.6), "exponential": (9.0, 0.001)}
+    assert alternatives_verdict(_fit(0.5, mixed)).text == (
+        "power law favoured; significant only vs exponential")
+
+
+CHROMIUM = shutil.which("chromium")
+SORT_PROBE = """<script>
+var table = document.getElementById("fit-table");
+table.querySelectorAll("th")[2].click();
+document.body.setAttribute("data-sorted", Array.from(table.tBodies[0].rows).map(
+  function (r) { return r.cells[2].dataset.value; }).join(","));
+</script></body>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package "
+                    "`chromium`); CI does not install it")
+def test_report_opens_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "probe.html"
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    page.write_text(html.replace("</body>", SORT_PROBE), encoding="utf-8")
+    command = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+        "--v=0", "--dump-dom", page.as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fit-table" in done.stdout and "data:image/png;base64," in done.stdout
+    console_errors = [line for line in done.stderr.splitlines()
+                      if "CONSOLE" in line and ("Uncaught" in line or "Error" in line)]
+    assert not console_errors, console_errors
+    sorted_attr = re.search(r'data-sorted="([^"]*)"', done.stdout)
+    assert sorted_attr is not None, "the sort script did not run"
+    alphas = [float(v) for v in sorted_attr.group(1).split(",") if v]
+    assert len(alphas) == 8 and alphas == sorted(alphas)
