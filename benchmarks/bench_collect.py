@@ -55,28 +55,45 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
-    settings = CollectSettings(model=args.model, max_tokens=args.tokens, seq_len=args.seq_len,
-                               batch_size=args.batch_size, device=args.device)
+    settings = CollectSettings(
+        model=args.model,
+        max_tokens=args.tokens,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         base = prepare_run(settings, Path(tmp))
         n_layers = base.loaded.architecture.n_layers
-        three = dataclasses.replace(base, points=resolve_points(["embed", "middle", "last"], n_layers))
+        three = dataclasses.replace(
+            base, points=resolve_points(["embed", "middle", "last"], n_layers)
+        )
         every = dataclasses.replace(base, points=resolve_points(["all"], n_layers))
         time_bare(base)  # warm-up
-        totals = {"bare forward": [0.0, 0], "collect embed,middle,last": [0.0, 0],
-                  f"collect all ({n_layers + 1} points)": [0.0, 0]}
+        totals = {
+            "bare forward": [0.0, 0],
+            "collect embed,middle,last": [0.0, 0],
+            f"collect all ({n_layers + 1} points)": [0.0, 0],
+        }
         for _ in range(args.repeats):
-            for name, measure in zip(totals, (lambda: time_bare(base),
-                                              lambda: time_collect(three, Path(tmp) / "three"),
-                                              lambda: time_collect(every, Path(tmp) / "all")),
-                                     strict=True):
+            for name, measure in zip(
+                totals,
+                (
+                    lambda: time_bare(base),
+                    lambda: time_collect(three, Path(tmp) / "three"),
+                    lambda: time_collect(every, Path(tmp) / "all"),
+                ),
+                strict=True,
+            ):
                 seconds, tokens = measure()
                 totals[name][0] += seconds
                 totals[name][1] += tokens
     bare_rate = totals["bare forward"][1] / totals["bare forward"][0]
     device = base.loaded.device
-    print(f"model {args.model} on {device}, {torch.get_num_threads()} threads, "
-          f"{args.tokens} tokens x {args.repeats} repeats, seq_len {args.seq_len}")
+    print(
+        f"model {args.model} on {device}, {torch.get_num_threads()} threads, "
+        f"{args.tokens} tokens x {args.repeats} repeats, seq_len {args.seq_len}"
+    )
     print(f"{'mode':34s} {'tok/s':>10s} {'vs bare':>8s}")
     for name, (seconds, tokens) in totals.items():
         rate = tokens / seconds

@@ -11,7 +11,9 @@ from tests.tiny_models import build_tiny_model, train_tokenizer
 
 
 @pytest.fixture(autouse=True)
-def _quiet_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _quiet_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No colour, no network, caches in a temp dir, no stray ZIPFSTAGE_* settings."""
     for key in list(os.environ):
         if key.startswith("ZIPFSTAGE_") and key != "ZIPFSTAGE_CACHE":

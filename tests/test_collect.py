@@ -23,17 +23,30 @@ SMALL = ["--max-tokens", "640", "--seq-len", "32", "--batch-size", "4", "--chann
 
 
 def collect(model: Path, out: Path, *extra: str, data: Path | str = "pydoc") -> object:
-    args = ["collect", "--model", str(model), "--data", str(data), "--out", str(out), *SMALL, *extra]
+    args = [
+        "collect",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *SMALL,
+        *extra,
+    ]
     return runner.invoke(app, args)
 
 
 def tree_snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_qwen3", "tiny_gpt2"])
-def test_collect_store_matches_reference(fixture: str, request: pytest.FixtureRequest,
-                                         tmp_path: Path) -> None:
+def test_collect_store_matches_reference(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     model_dir: Path = request.getfixturevalue(fixture)
     result = collect(model_dir, tmp_path, "--points", "embed,middle,last")
     assert result.exit_code == 0, result.output
@@ -43,7 +56,9 @@ def test_collect_store_matches_reference(fixture: str, request: pytest.FixtureRe
 
     # tokens: the deterministic packing of the corpus, BOS first in each sequence
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    batches = list(iter_batches(pack_sequences(iter_documents(DataSpec("pydoc")), tokenizer, 32, True), 4, 20))
+    batches = list(
+        iter_batches(pack_sequences(iter_documents(DataSpec("pydoc")), tokenizer, 32, True), 4, 20)
+    )
     expected_ids = np.concatenate([b.ravel() for b in batches])
     np.testing.assert_array_equal(store.token_ids(), expected_ids)
     np.testing.assert_array_equal(store.positions(), np.tile(np.arange(32), 20))
@@ -52,20 +67,24 @@ def test_collect_store_matches_reference(fixture: str, request: pytest.FixtureRe
     # metrics: numpy on the model's own output_hidden_states for the same tokens
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     with torch.inference_mode():
-        hidden = model(torch.from_numpy(np.stack(batches[:2]).reshape(-1, 32)),
-                       output_hidden_states=True).hidden_states
+        hidden = model(
+            torch.from_numpy(np.stack(batches[:2]).reshape(-1, 32)), output_hidden_states=True
+        ).hidden_states
     embed = hidden[0].reshape(-1, hidden[0].shape[-1]).double().numpy()
     middle = hidden[3].reshape(-1, hidden[3].shape[-1]).double().numpy()
     rows = slice(0, len(embed))
     for metric in ("rms", "kurtosis", "gini", "entropy", "max_to_median"):
-        np.testing.assert_allclose(store.metric("embed", metric)[rows], reference(metric, embed),
-                                   rtol=3e-4, atol=1e-5)
-        np.testing.assert_allclose(store.metric("layer_2", metric)[rows], reference(metric, middle),
-                                   rtol=3e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            store.metric("embed", metric)[rows], reference(metric, embed), rtol=3e-4, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            store.metric("layer_2", metric)[rows], reference(metric, middle), rtol=3e-4, atol=1e-5
+        )
     channels = store.channel_indices
     assert len(channels) == 8
-    np.testing.assert_allclose(store.metric("layer_2", "channel_wise")[rows], middle[:, channels],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        store.metric("layer_2", "channel_wise")[rows], middle[:, channels], rtol=1e-5, atol=1e-6
+    )
     info = store.info
     assert info["model"]["n_layers"] == 4 and info["model"]["hidden_size"] == 48
     assert info["versions"]["torch"] == torch.__version__
@@ -162,8 +181,9 @@ def test_local_jsonl_and_text_sources(tiny_llama: Path, tmp_path: Path, text_cor
     from_text = collect(tiny_llama, tmp_path / "b", data=text_corpus)
     assert from_text.exit_code == 0, from_text.output
     # same documents in the same order give the same tokens
-    np.testing.assert_array_equal(open_store(tmp_path / "a").token_ids(),
-                                  open_store(tmp_path / "b").token_ids())
+    np.testing.assert_array_equal(
+        open_store(tmp_path / "a").token_ids(), open_store(tmp_path / "b").token_ids()
+    )
     wrong_field = collect(tiny_llama, tmp_path / "c", data=records)
     assert wrong_field.exit_code == 2 and "--text-field" in wrong_field.output
 

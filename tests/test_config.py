@@ -34,8 +34,12 @@ def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("collect:\n  seqlen: 5\n", "collect.seqlen"), ("colect: {}\n", "colect"),
-     ("collect:\n  max_tokens: -1\n", "max_tokens"), ("collect: [1, \n", "not valid YAML")],
+    [
+        ("collect:\n  seqlen: 5\n", "collect.seqlen"),
+        ("colect: {}\n", "colect"),
+        ("collect:\n  max_tokens: -1\n", "max_tokens"),
+        ("collect: [1, \n", "not valid YAML"),
+    ],
 )
 def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "bad.yaml"
@@ -44,7 +48,9 @@ def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
         Settings.load(config)
 
 
-def test_config_command_prints_resolved_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_command_prints_resolved_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("fit:\n  bootstrap: 100\n")
     monkeypatch.setenv("ZIPFSTAGE_PLOT__DPI", "300")

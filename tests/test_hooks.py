@@ -12,11 +12,19 @@ from zipfstage.collect.points import Point, resolve_points
 from zipfstage.errors import ZipfstageError
 
 ARCHITECTURES = ["llama", "qwen3", "mistral", "gpt2", "gpt_neox", "opt"]
-FINAL_NORMS = {"llama": "norm", "qwen3": "norm", "mistral": "norm", "gpt2": "ln_f",
-               "gpt_neox": "final_layer_norm", "opt": "decoder.final_layer_norm"}
+FINAL_NORMS = {
+    "llama": "norm",
+    "qwen3": "norm",
+    "mistral": "norm",
+    "gpt2": "ln_f",
+    "gpt_neox": "final_layer_norm",
+    "opt": "decoder.final_layer_norm",
+}
 
 
-def _capture(model: torch.nn.Module, points: list[Point], ids: torch.Tensor) -> dict[str, torch.Tensor]:
+def _capture(
+    model: torch.nn.Module, points: list[Point], ids: torch.Tensor
+) -> dict[str, torch.Tensor]:
     captured: dict[str, torch.Tensor] = {}
     architecture = resolve_architecture(model)
     with point_hooks(architecture, points, lambda p, h: captured.__setitem__(p.name, h.clone())):

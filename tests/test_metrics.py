@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from zipfstage.collect.metrics import ALL_METRICS, CHANNEL_WISE, METRICS, compute_scalars, resolve_metrics
+from zipfstage.collect.metrics import (
+    ALL_METRICS,
+    CHANNEL_WISE,
+    METRICS,
+    compute_scalars,
+    resolve_metrics,
+)
 from zipfstage.errors import ZipfstageError
 
 
@@ -77,8 +83,16 @@ def test_zero_vector_gives_nan_for_ratios_and_zero_for_norms() -> None:
     values = dict(zip(sorted(METRICS), compute_scalars(h, sorted(METRICS)), strict=True))
     for name in ("rms", "l2_norm", "l1_norm", "max_abs", "mean_abs", "std"):
         assert values[name][0] == 0
-    for name in ("kurtosis", "max_to_median", "crest", "participation_ratio", "entropy", "gini",
-                 "top1_share", "hoyer"):
+    for name in (
+        "kurtosis",
+        "max_to_median",
+        "crest",
+        "participation_ratio",
+        "entropy",
+        "gini",
+        "top1_share",
+        "hoyer",
+    ):
         assert torch.isnan(values[name][0]), name
         assert torch.isfinite(values[name][1]), name
 

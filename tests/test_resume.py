@@ -1,4 +1,4 @@
-"""A collect killed with SIGKILL and started again ends with arrays identical to an uninterrupted run."""
+"""A collect killed with SIGKILL and run again ends with the arrays of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -14,12 +14,35 @@ import zarr
 
 from zipfstage.store import open_store
 
-ARGS = ["--data", "pydoc", "--max-tokens", "16000", "--seq-len", "32", "--batch-size", "4",
-        "--points", "embed,layer_1,last", "--channels", "4", "-q"]
+ARGS = [
+    "--data",
+    "pydoc",
+    "--max-tokens",
+    "16000",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "4",
+    "--points",
+    "embed,layer_1,last",
+    "--channels",
+    "4",
+    "-q",
+]
 
 
 def run_cli(model: Path, out: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "zipfstage", "collect", "--model", str(model), "--out", str(out), *ARGS]
+    command = [
+        sys.executable,
+        "-m",
+        "zipfstage",
+        "collect",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        *ARGS,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

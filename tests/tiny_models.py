@@ -15,6 +15,7 @@ LAYERS = 4
 def train_tokenizer(folder: Path) -> Path:
     """A byte-level BPE trained on pydoc's text, saved as a transformers fast tokenizer."""
     from pydoc_data import topics
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -22,11 +23,14 @@ def train_tokenizer(folder: Path) -> Path:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB, special_tokens=["<bos>", "<eos>"],
+        vocab_size=VOCAB,
+        special_tokens=["<bos>", "<eos>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(list(topics.topics.values()), trainer)
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>")
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>"
+    )
     wrapped.save_pretrained(folder)
     return folder
 
@@ -36,8 +40,13 @@ def tiny_config(kind: str) -> Any:
     import transformers as tf
 
     common: dict[str, Any] = {"vocab_size": VOCAB, "bos_token_id": 0, "eos_token_id": 1}
-    decoder = {"hidden_size": HIDDEN, "intermediate_size": 96, "num_hidden_layers": LAYERS,
-               "num_attention_heads": 4, "max_position_embeddings": 512}
+    decoder = {
+        "hidden_size": HIDDEN,
+        "intermediate_size": 96,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 512,
+    }
     if kind == "llama":
         return tf.LlamaConfig(**common, **decoder, num_key_value_heads=2)
     if kind == "qwen3":
@@ -49,9 +58,15 @@ def tiny_config(kind: str) -> Any:
     if kind == "gpt_neox":
         return tf.GPTNeoXConfig(**common, **decoder)
     if kind == "opt":
-        return tf.OPTConfig(**common, hidden_size=HIDDEN, ffn_dim=96, num_hidden_layers=LAYERS,
-                            num_attention_heads=4, max_position_embeddings=512,
-                            word_embed_proj_dim=HIDDEN)
+        return tf.OPTConfig(
+            **common,
+            hidden_size=HIDDEN,
+            ffn_dim=96,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=4,
+            max_position_embeddings=512,
+            word_embed_proj_dim=HIDDEN,
+        )
     raise ValueError(kind)
 
 

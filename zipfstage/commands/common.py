@@ -20,8 +20,9 @@ R = TypeVar("R")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config file (see configs/default.yaml).",
-                 dir_okay=False),
+    typer.Option(
+        "--config", "-c", help="YAML config file (see configs/default.yaml).", dir_okay=False
+    ),
 ]
 OutOption = Annotated[
     Path | None, typer.Option("--out", "-o", help="Run directory holding store.zarr [results].")

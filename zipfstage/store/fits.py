@@ -49,10 +49,11 @@ def read_input_hash(out_dir: Path, point: str, metric: str) -> str | None:
 def read_fit_records(out_dir: Path) -> FitRecords:
     """All stored records as {point: {metric: record or [records]}}; error if `fit` never ran."""
     root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)
-    if FITS_GROUP not in root:
+    fits = root.get(FITS_GROUP)
+    if not isinstance(fits, zarr.Group):
         raise ZipfstageError(f"no fits in {out_dir}: run `zipfstage fit --out {out_dir}` first")
     records: FitRecords = {}
-    for point, point_group in root[FITS_GROUP].groups():
+    for point, point_group in fits.groups():
         for metric, metric_group in point_group.groups():
             records.setdefault(point, {})[metric] = metric_group.attrs["record"]
     if not records:
@@ -64,9 +65,10 @@ def read_fit_curves(out_dir: Path, point: str, metric: str) -> dict[str, np.ndar
     """Arrays stored beside a record (scan curves, bootstrap draws); empty if none."""
     root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)
     name = fit_group_name(point, metric)
-    if name not in root:
+    group = root.get(name)
+    if not isinstance(group, zarr.Group):
         return {}
-    return {key: np.asarray(array[:]) for key, array in root[name].arrays()}
+    return {key: np.asarray(array[:]) for key, array in group.arrays()}
 
 
 def write_fits_json(out_dir: Path, records: FitRecords) -> Path:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import zarr
 
 SCHEMA_VERSION = 1
 STORE_NAME = "store.zarr"
@@ -79,3 +81,16 @@ def fits_json_path(out_dir: Path) -> Path:
 
 def fit_group_name(point: str, metric: str) -> str:
     return f"{FITS_GROUP}/{point}/{metric}"
+
+
+def root_info(root: zarr.Group) -> dict[str, Any]:
+    """The store's description (root attribute "zipfstage") as a plain, mutable dict."""
+    return dict(cast(dict[str, Any], root.attrs[ROOT_ATTR]))
+
+
+def array_at(group: zarr.Group, name: str) -> zarr.Array:
+    """An array by path, typed as one (a group there is a corrupt store)."""
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise TypeError(f"{name} is not an array")
+    return node

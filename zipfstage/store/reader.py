@@ -13,13 +13,14 @@ from zipfstage.errors import ZipfstageError
 from zipfstage.store.layout import (
     CHANNEL_WISE,
     PROGRESS,
-    ROOT_ATTR,
     SCHEMA_VERSION,
     STATUS_COMPLETE,
     TOKEN_IDS,
     TOKEN_POSITIONS,
     StorePlan,
+    array_at,
     metric_array_name,
+    root_info,
     store_path,
 )
 
@@ -31,7 +32,7 @@ def open_store(out_dir: Path) -> StoreReader:
         raise ZipfstageError(f"no store at {path}: run `zipfstage collect --out {out_dir}` first")
     try:
         root = zarr.open_group(path, mode="r", zarr_format=3)
-        info = dict(root.attrs[ROOT_ATTR])
+        info = root_info(root)
     except Exception:
         raise ZipfstageError(f"{path} is not a zipfstage store") from None
     if info.get("schema_version") != SCHEMA_VERSION:
@@ -45,7 +46,7 @@ def open_store(out_dir: Path) -> StoreReader:
 class StoreReader:
     """Read-only view of a store: its description, and the committed rows of each array."""
 
-    def __init__(self, path: Path, root: Any, info: dict[str, Any]) -> None:
+    def __init__(self, path: Path, root: zarr.Group, info: dict[str, Any]) -> None:
         self.path = path
         self.root = root
         self.info = info
@@ -75,8 +76,8 @@ class StoreReader:
     @cached_property
     def committed_rows(self) -> np.ndarray:
         """Boolean mask over the array rows that belong to committed batches."""
-        counts = np.asarray(self.root[PROGRESS][:])
-        n_rows = self.root[TOKEN_IDS].shape[0]
+        counts = np.asarray(array_at(self.root, PROGRESS)[:])
+        n_rows = array_at(self.root, TOKEN_IDS).shape[0]
         mask = np.zeros(n_rows, dtype=bool)
         for batch in np.flatnonzero(counts):
             start = self.plan.batch_rows(int(batch)).start
@@ -88,7 +89,7 @@ class StoreReader:
         return int(self.committed_rows.sum())
 
     def _read(self, name: str) -> np.ndarray:
-        data = np.asarray(self.root[name][:])
+        data = np.asarray(array_at(self.root, name)[:])
         if self.complete:
             return data
         return data[self.committed_rows]

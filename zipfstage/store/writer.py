@@ -27,7 +27,9 @@ from zipfstage.store.layout import (
     TOKEN_IDS,
     TOKEN_POSITIONS,
     StorePlan,
+    array_at,
     metric_array_name,
+    root_info,
 )
 
 _COMPRESSORS = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
@@ -48,26 +50,41 @@ def create_store(
     root = zarr.open_group(staging, mode="w", zarr_format=3)
     rows, chunk = plan.planned_rows, plan.rows_per_batch
     for name in (TOKEN_IDS, TOKEN_POSITIONS):
-        root.create_array(name, shape=(rows,), chunks=(chunk,), dtype="int32", fill_value=-1,
-                          compressors=_COMPRESSORS)
+        root.create_array(
+            name,
+            shape=(rows,),
+            chunks=(chunk,),
+            dtype="int32",
+            fill_value=-1,
+            compressors=_COMPRESSORS,
+        )
     for point in points:
         for metric in metrics:
             if metric == CHANNEL_WISE:
                 width = len(channel_indices)
                 root.create_array(
-                    metric_array_name(point, metric), shape=(rows, width),
-                    chunks=(chunk, max(width, 1)), dtype="float32", fill_value=float("nan"),
-                    compressors=_COMPRESSORS, attributes={"channels": channel_indices},
+                    metric_array_name(point, metric),
+                    shape=(rows, width),
+                    chunks=(chunk, max(width, 1)),
+                    dtype="float32",
+                    fill_value=float("nan"),
+                    compressors=_COMPRESSORS,
+                    attributes={"channels": channel_indices},
                     dimension_names=("token", "channel"),
                 )
             else:
                 root.create_array(
-                    metric_array_name(point, metric), shape=(rows,), chunks=(chunk,),
-                    dtype="float32", fill_value=float("nan"), compressors=_COMPRESSORS,
+                    metric_array_name(point, metric),
+                    shape=(rows,),
+                    chunks=(chunk,),
+                    dtype="float32",
+                    fill_value=float("nan"),
+                    compressors=_COMPRESSORS,
                     dimension_names=("token",),
                 )
-    root.create_array(PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32",
-                      fill_value=0)
+    root.create_array(
+        PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32", fill_value=0
+    )
     root.attrs[ROOT_ATTR] = {
         **attributes,
         "plan": plan.to_json(),
@@ -86,10 +103,9 @@ class StoreWriter:
 
     def __init__(self, path: Path) -> None:
         self.root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
-        info = self.root.attrs[ROOT_ATTR]
-        self.plan = StorePlan(**info["plan"])
-        self._progress = self.root[PROGRESS]
-        self._arrays: dict[str, Any] = {}
+        self.plan = StorePlan(**root_info(self.root)["plan"])
+        self._progress = array_at(self.root, PROGRESS)
+        self._arrays: dict[str, zarr.Array] = {}
 
     def committed(self) -> np.ndarray:
         """Row count per batch (0 = not committed)."""
@@ -112,18 +128,18 @@ class StoreWriter:
             self._array(metric_array_name(point, metric))[region] = data
         self._progress[batch] = n
 
-    def _array(self, name: str) -> Any:
+    def _array(self, name: str) -> zarr.Array:
         if name not in self._arrays:
-            self._arrays[name] = self.root[name]
+            self._arrays[name] = array_at(self.root, name)
         return self._arrays[name]
 
 
 def finalize_store(path: Path, n_batches: int, extra_attributes: Mapping[str, Any]) -> None:
     """Trim every array to the rows actually collected and mark the store complete."""
     root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
-    info = dict(root.attrs[ROOT_ATTR])
+    info = root_info(root)
     plan = StorePlan(**info["plan"])
-    progress = root[PROGRESS]
+    progress = array_at(root, PROGRESS)
     counts = np.asarray(progress[:n_batches])
     total_rows = int(counts.sum())
     expected_full = counts[:-1] == plan.rows_per_batch if n_batches > 1 else np.array([True])
@@ -141,13 +157,13 @@ def finalize_store(path: Path, n_batches: int, extra_attributes: Mapping[str, An
 
 def update_attributes(path: Path, changes: Mapping[str, Any]) -> None:
     root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
-    info = dict(root.attrs[ROOT_ATTR])
+    info = root_info(root)
     info.update(changes)
     root.attrs[ROOT_ATTR] = info
 
 
-def _all_arrays(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
+def _all_arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Array]]:
+    found: list[tuple[str, zarr.Array]] = []
     for name, array in group.arrays():
         found.append((f"{prefix}{name}", array))
     for name, sub in group.groups():
