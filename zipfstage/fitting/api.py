@@ -1,0 +1,120 @@
+"""`fit_power_law`: one call from a notebook or a pool worker; never raises on bad data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
+from zipfstage.fitting.compare import compare_alternatives
+from zipfstage.fitting.continuous import TailFit, fixed_tail, scan_tail
+from zipfstage.fitting.data import prepare
+from zipfstage.fitting.rank_slope import rank_slope
+from zipfstage.fitting.result import (
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_TOO_FEW,
+    PowerLawFit,
+    unfit,
+)
+
+#: fewer positive finite values than this cannot be fitted meaningfully
+MIN_VALUES = 5
+#: share of repeated values in the tail above which the fit is flagged "ties"
+TIES_SHARE = 0.01
+
+
+def fit_power_law(
+    x: np.ndarray,
+    *,
+    xmin: float | None = None,
+    xmax: float | None = None,
+    min_tail: int | None = None,
+    alpha_range: tuple[float | None, float | None] = (1.0, None),
+    bootstrap: int = 0,
+    seed: int = 0,
+    compare: bool = True,
+    scan: bool = False,
+    exact_scan: bool = False,
+) -> PowerLawFit:
+    """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
+
+    Non-positive and non-finite values are dropped and counted in `n_dropped`. Without `xmin`, every
+    unique value but the largest is a candidate (as in `powerlaw.Fit`), and the one with the smallest
+    KS distance wins; `min_tail` excludes candidates with fewer tail values, `alpha_range` those whose
+    alpha lies outside (open interval; nothing is clipped). `xmax` fits a power law truncated at
+    xmax (alpha then solves the truncated likelihood equation; `powerlaw` keeps the untruncated
+    estimate, so results differ). `bootstrap` > 0 adds Clauset's p-value and 95 % intervals,
+    `compare` the likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned
+    candidates hold lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
+    the rank-frequency plot of the tail. Data that cannot be fitted returns a result whose `status`
+    is not "ok" and whose `reason` says why.
+    """
+    prep = prepare(x, xmax=xmax)
+    n, dropped = prep.n, prep.n_dropped
+    if n < MIN_VALUES:
+        return unfit(STATUS_TOO_FEW, f"{n} positive finite values (need {MIN_VALUES})", n, dropped,
+                     xmax=xmax)
+    if prep.unique.size < 2:
+        return unfit(STATUS_FAILED, "all values are equal", n, dropped, xmax=xmax)
+    if min_tail and n < min_tail:
+        return unfit(STATUS_TOO_FEW, f"{n} values, fewer than min_tail={min_tail}", n, dropped,
+                     xmax=xmax)
+    tail: TailFit | None
+    if xmin is not None:
+        tail = fixed_tail(prep, float(xmin), xmax)
+        if tail is None:
+            return unfit(STATUS_TOO_FEW, f"fewer than 2 distinct values at or above xmin={xmin}",
+                         n, dropped, xmax=xmax)
+    else:
+        tail = scan_tail(prep, xmax=xmax, min_tail=min_tail, alpha_range=alpha_range,
+                         exact_scan=exact_scan, keep_scan=scan)
+        if tail is None:
+            return unfit(STATUS_FAILED, "no candidate xmin gives an allowed alpha and tail size",
+                         n, dropped, xmax=xmax)
+    tail_values = prep.x[tail.k :]
+    slope, r2 = rank_slope(tail_values)
+    result = PowerLawFit(
+        alpha=tail.alpha,
+        xmin=tail.xmin,
+        xmax=xmax,
+        ks_distance=tail.ks,
+        n_tail=tail.n_tail,
+        n=n,
+        n_dropped=dropped,
+        sigma=(tail.alpha - 1.0) / np.sqrt(tail.n_tail),
+        slope=slope,
+        r2=r2,
+        status=STATUS_OK,
+        flags=_flags(tail, tail_values, alpha_range, min_tail),
+        scan=tail.scan,
+    )
+    if compare:
+        if xmax is None:
+            result = result.replace(comparisons=compare_alternatives(tail_values, tail.xmin,
+                                                                     tail.alpha))
+        else:
+            result = result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
+    if bootstrap > 0:
+        boot = run_bootstrap(prep, tail, bootstrap, seed, xmax=xmax, min_tail=min_tail,
+                             alpha_range=alpha_range)
+        result = result.replace(p_value=boot.p_value, alpha_ci=boot.alpha_ci,
+                                xmin_ci=None if xmin is not None else boot.xmin_ci,
+                                bootstrap_alpha=boot.alphas, bootstrap_xmin=boot.xmins)
+    return result
+
+
+def _flags(
+    tail: TailFit, values: np.ndarray, alpha_range: tuple[float | None, float | None],
+    min_tail: int | None,
+) -> tuple[str, ...]:
+    flags = []
+    for bound in alpha_range:
+        if bound is not None and abs(tail.alpha - bound) <= 1e-3 * max(abs(bound), 1.0):
+            flags.append("alpha_at_bound")
+    if values.size and np.mean(values[1:] == values[:-1]) > TIES_SHARE:
+        flags.append("ties")
+    if tail.k == 0:
+        flags.append("xmin_at_lowest_value")
+    if min_tail and tail.at_last_candidate:
+        flags.append("tail_at_min_size")
+    return tuple(dict.fromkeys(flags))

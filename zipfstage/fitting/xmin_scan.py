@@ -1,0 +1,179 @@
+"""Compiled kernel for the exact Clauset-Shalizi-Newman xmin scan.
+
+Every candidate xmin gets its MLE alpha from suffix sums (in `continuous.py`); this module finds the
+KS distance of each candidate by branch and bound. The best distance achieved so far, D*, bounds the
+answer: a candidate whose deviation at any single point exceeds D* cannot win. So each candidate is
+first tested at a few "witness" points (where recent candidates were beaten: neighbouring candidates
+have nearly the same CDFs, so the same points beat them), then scanned, and the scan stops as soon as
+its running maximum exceeds D* or the rest of its tail cannot raise the maximum (its value is then
+proven). The winner is exact; pruned candidates carry lower bounds, marked as such.
+
+The empirical CDF is the one `powerlaw` uses: at each unique tail value u, the fraction of the tail
+strictly below u. Compiled with numba (`cache=True`, no `parallel=True`, so no threading layer is
+involved and the kernel is safe inside process pools and beside torch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: candidates evaluated in full first, to seed the bound
+N_SEED = 64
+#: how many recent witness points each candidate is tested at before its scan
+N_WITNESS = 8
+
+
+@njit(cache=True, nogil=True)
+def deviation(
+    log_u: np.ndarray, first: np.ndarray, j: int, k: int, inv_tail: float, log_xmin: float,
+    beta: float, inv_norm: float,
+) -> float:
+    """|model CDF - empirical CDF| of one candidate at unique value j."""
+    t = -np.expm1(-beta * (log_u[j] - log_xmin)) * inv_norm
+    return abs(t - (first[j] - k) * inv_tail)
+
+
+@njit(cache=True, nogil=True)
+def peak(
+    log_u: np.ndarray, first: np.ndarray, j: int, k: int, inv_tail: float, log_xmin: float,
+    beta: float, inv_norm: float,
+) -> int:
+    """A point beyond j where the deviation is larger, probed at doubling steps: a witness with a
+    margin, so that neighbouring candidates are pruned by it in O(1)."""
+    top = log_u.shape[0]
+    best_j = j
+    best_d = deviation(log_u, first, j, k, inv_tail, log_xmin, beta, inv_norm)
+    step = 1
+    while j + step < top:
+        d = deviation(log_u, first, j + step, k, inv_tail, log_xmin, beta, inv_norm)
+        if d > best_d:
+            best_d = d
+            best_j = j + step
+        step *= 2
+    return best_j
+
+
+@njit(cache=True, nogil=True)
+def ks_one(
+    log_u: np.ndarray,
+    first: np.ndarray,
+    start: int,
+    k: int,
+    n: int,
+    log_xmin: float,
+    beta: float,
+    norm: float,
+    bound: float,
+) -> tuple[float, bool, int]:
+    """KS distance of one candidate: unique values from `start`, tail = sorted rows from `k`.
+
+    `beta` = alpha - 1; `norm` = 1 - (xmax/xmin)^-beta (1 without xmax). Returns (distance, exact,
+    position of the maximum): not exact means the scan stopped once the maximum exceeded `bound`.
+    """
+    inv = 1.0 / (n - k)
+    inv_norm = 1.0 / norm
+    run = 0.0
+    where = start
+    for j in range(start, log_u.shape[0]):
+        t = -np.expm1(-beta * (log_u[j] - log_xmin)) * inv_norm
+        e = (first[j] - k) * inv
+        d = abs(t - e)
+        if d > run:
+            run = d
+            where = j
+            if run > bound:
+                return run, False, where
+        # every later point has e' >= e and t' >= t, both <= 1: |t' - e'| <= max(1 - e, 1 - t)
+        if 1.0 - e <= run and 1.0 - t <= run:
+            return run, True, where
+    return run, True, where
+
+
+@njit(cache=True, nogil=True)
+def ks_scan(
+    log_u: np.ndarray,
+    first: np.ndarray,
+    n: int,
+    n_cand: int,
+    betas: np.ndarray,
+    norms: np.ndarray,
+    valid: np.ndarray,
+    exact: bool,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """KS distance of candidates 0..n_cand-1 (candidate c has xmin = unique value c).
+
+    Returns (distances, exact mask, index of the best valid candidate or -1). With `exact`, every
+    candidate is computed in full; otherwise non-winning candidates may hold lower bounds.
+    """
+    dist = np.full(n_cand, np.inf)
+    proven = np.zeros(n_cand, dtype=np.bool_)
+    best = np.inf
+    n_valid = 0
+    for c in range(n_cand):
+        if valid[c]:
+            n_valid += 1
+    if n_valid == 0:
+        return dist, proven, -1
+    # seed the bound: candidates whose tails shrink geometrically (good tails are often short),
+    # then the neighbours of the best seed
+    seeds = np.empty(0, dtype=np.int64)
+    valid_idx = np.flatnonzero(valid)
+    ratio = (1.0 / valid_idx.shape[0]) ** (1.0 / N_SEED)
+    for s in range(N_SEED + 1):
+        pos = valid_idx.shape[0] - max(int(valid_idx.shape[0] * ratio**s), 1)
+        seeds = np.append(seeds, valid_idx[pos])
+    seeds = np.unique(seeds)
+    best_seed = -1
+    for c in seeds:
+        d, ok, _ = ks_one(log_u, first, c, first[c], n, log_u[c], betas[c], norms[c], np.inf)
+        dist[c] = d
+        proven[c] = ok
+        if d < best:
+            best = d
+            best_seed = c
+    lo = max(best_seed - N_SEED, 0)
+    hi = min(best_seed + N_SEED, n_cand)
+    for c in range(lo, hi):
+        if proven[c] or not valid[c]:
+            continue
+        d, ok, _ = ks_one(log_u, first, c, first[c], n, log_u[c], betas[c], norms[c], best)
+        dist[c] = d
+        proven[c] = ok
+        if ok and d < best:
+            best = d
+    witness = np.full(N_WITNESS, -1, dtype=np.int64)
+    slot = 0
+    for c in range(n_cand):
+        if proven[c]:
+            continue
+        bound = np.inf if exact else best
+        k = first[c]
+        inv_tail = 1.0 / (n - k)
+        inv_norm = 1.0 / norms[c]
+        pruned = False
+        if not exact:
+            for w in range(N_WITNESS):
+                j = witness[w]
+                if j >= c:
+                    d = deviation(log_u, first, j, k, inv_tail, log_u[c], betas[c], inv_norm)
+                    if d > bound:
+                        dist[c] = d
+                        pruned = True
+                        break
+        if pruned:
+            continue
+        d, ok, where = ks_one(log_u, first, c, k, n, log_u[c], betas[c], norms[c], bound)
+        dist[c] = d
+        proven[c] = ok
+        if not ok:
+            witness[slot] = peak(log_u, first, where, k, inv_tail, log_u[c], betas[c], inv_norm)
+            slot = (slot + 1) % N_WITNESS
+        elif valid[c] and d < best:
+            best = d
+    winner = -1
+    for c in range(n_cand):
+        if valid[c] and proven[c] and dist[c] == best:
+            winner = c
+            break
+    return dist, proven, winner
