@@ -2,7 +2,11 @@
 
 Every input is checked before the store is touched, so bad input leaves nothing behind. A batch is
 committed after its data is on disk; a kill at any moment loses at most the batch in flight, and a
-re-run of the same command continues from the first batch that is not committed.
+re-run of the same command continues with the batches that are not committed.
+
+`run_collect` is the one entry point: it runs here in one process, or hands over to
+`collect.parallel` (one worker process per device) or `collect.distributed` (torchrun ranks). All
+three share the pieces below, so they lay out the same store and resume the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ import torch
 import zarr
 
 from zipfstage import __version__
-from zipfstage.collect.data import DataSpec, check_data_spec, iter_batches, iter_documents, pack_sequences
+from zipfstage.collect.data import (
+    DataSpec,
+    check_data_spec,
+    iter_batches,
+    iter_documents,
+    pack_sequences,
+)
 from zipfstage.collect.hooks import point_hooks, run_until_last_point
 from zipfstage.collect.metrics import CHANNEL_WISE, resolve_metrics
 from zipfstage.collect.models import LoadedModel, load_model
@@ -47,6 +57,7 @@ class CollectOutcome:
     n_tokens: int
     new_tokens: int
     seconds: float
+    coordinator: bool = True  # False on torchrun ranks other than 0: they report nothing
 
     @property
     def tokens_per_second(self) -> float:
@@ -102,7 +113,9 @@ def sample_channels(hidden_size: int, count: int, seed: int) -> list[int]:
     return sorted(rng.choice(hidden_size, size=min(count, hidden_size), replace=False).tolist())
 
 
-def batch_stream(settings: CollectSettings, shape: RunShape, tokenizer: Any) -> Iterator[np.ndarray]:
+def batch_stream(
+    settings: CollectSettings, shape: RunShape, tokenizer: Any
+) -> Iterator[np.ndarray]:
     """The deterministic sequence of [rows, seq_len] token batches."""
     sequences = pack_sequences(
         iter_documents(shape.data), tokenizer, settings.seq_len, settings.prepend_bos
@@ -146,11 +159,43 @@ class PreparedRun:
     def batches(self) -> Iterator[np.ndarray]:
         return batch_stream(self.settings, self.shape, self.loaded.tokenizer)
 
+    def spec(self) -> StoreSpec:
+        """What the coordinator needs to create or check the store, without the model."""
+        return StoreSpec(
+            config_hash=self.config_hash,
+            identity=self.identity,
+            plan=self.plan,
+            points=[p.name for p in self.points],
+            metrics=self.shape.metrics,
+            channel_indices=self.channel_indices,
+            attributes=store_attributes(self),
+        )
 
-def prepare_run(settings: CollectSettings, out_dir: Path, device: str | None = None) -> PreparedRun:
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A picklable description of the store a run writes (workers send it to the parent)."""
+
+    config_hash: str
+    identity: dict[str, Any]
+    plan: StorePlan
+    points: list[str]
+    metrics: list[str]
+    channel_indices: list[int]
+    attributes: dict[str, Any]
+
+
+def prepare_run(
+    settings: CollectSettings,
+    out_dir: Path,
+    device: str | None = None,
+    device_map: Any = None,
+) -> PreparedRun:
     """Validate everything, load the model and read the first batch: no store is touched."""
     shape = validate_settings(settings, out_dir)
-    loaded = load_model(settings.model, settings.revision, settings.dtype, device or settings.device)
+    loaded = load_model(
+        settings.model, settings.revision, settings.dtype, device or settings.device, device_map
+    )
     points = resolve_points(settings.points, loaded.architecture.n_layers)
     first = next(batch_stream(settings, shape, loaded.tokenizer), None)
     if first is None:
@@ -188,24 +233,29 @@ def open_or_create_store(run: PreparedRun, out_dir: Path, overwrite: bool) -> di
 
     Returns the existing store's attributes when resuming, None when a new store was created.
     """
+    return open_or_create_spec(run.spec(), out_dir, overwrite)
+
+
+def open_or_create_spec(spec: StoreSpec, out_dir: Path, overwrite: bool) -> dict[str, Any] | None:
+    """`open_or_create_store` for a coordinator that holds only the spec, not the model."""
     path = store_path(out_dir)
     if path.exists() and not overwrite:
         try:
-            existing = dict(zarr.open_group(path, mode="r", zarr_format=3).attrs[ROOT_ATTR])
+            attrs: Any = zarr.open_group(path, mode="r", zarr_format=3).attrs[ROOT_ATTR]
+            existing: dict[str, Any] = dict(attrs)
         except Exception:
             raise ZipfstageError(
                 f"{path} exists but is not a zipfstage store; move it away or use --overwrite"
             ) from None
-        if existing.get("config_hash") != run.config_hash:
-            changed = describe_changes(existing.get("identity", {}), run.identity)
+        if existing.get("config_hash") != spec.config_hash:
+            changed = describe_changes(existing.get("identity", {}), spec.identity)
             raise ZipfstageError(
                 f"{path} was collected with different settings ({changed}); use --overwrite "
                 "to replace it or another --out"
             )
         return existing
     create_store(
-        path, run.plan, [p.name for p in run.points], run.shape.metrics, run.channel_indices,
-        store_attributes(run),
+        path, spec.plan, spec.points, spec.metrics, spec.channel_indices, spec.attributes
     )
     return None
 
@@ -279,35 +329,97 @@ def collect_batches(
     return seen
 
 
+def pending_batches(writer: StoreWriter) -> list[int]:
+    """Batches not yet committed, in order: what a resumed run (any worker count) still owes."""
+    return [int(b) for b in np.flatnonzero(writer.committed() == 0)]
+
+
+def share_of(pending: list[int], index: int, count: int) -> list[int]:
+    """Round-robin share of the pending batches for worker `index` of `count`."""
+    return pending[index::count]
+
+
+@dataclass
+class Session:
+    """The coordinator's view of one collect invocation on a store that is open and not complete."""
+
+    path: Path
+    existing: dict[str, Any] | None
+    done_tokens: int
+    total_tokens: int
+    started: float
+
+    def finish(self, n_batches: int | None, new_tokens: int) -> CollectOutcome:
+        """Record the time spent and, when every batch is in, trim the arrays and mark complete."""
+        seconds = time.perf_counter() - self.started
+        collect_seconds = float((self.existing or {}).get("collect_seconds", 0.0)) + seconds
+        n_tokens = self.done_tokens + new_tokens
+        if n_batches is None:
+            update_attributes(self.path, {"collect_seconds": collect_seconds})
+            return CollectOutcome(self.path, "stopped", n_tokens, new_tokens, seconds)
+        finalize_store(self.path, n_batches, {"collect_seconds": collect_seconds,
+                                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return CollectOutcome(self.path, "complete", n_tokens, new_tokens, seconds)
+
+
+def open_session(
+    spec: StoreSpec, settings: CollectSettings, out_dir: Path, overwrite: bool
+) -> Session | CollectOutcome:
+    """Create or check the store (the caller holds the lock); an outcome if already complete."""
+    existing = open_or_create_spec(spec, out_dir, overwrite)
+    path = store_path(out_dir)
+    if existing is not None and existing.get("status") == STATUS_COMPLETE:
+        return CollectOutcome(path, "already_complete", int(existing["n_tokens"]), 0, 0.0)
+    done_tokens = int(StoreWriter(path).committed().sum())
+    total = (settings.max_tokens // settings.seq_len) * settings.seq_len
+    return Session(path, existing, done_tokens, total, time.perf_counter())
+
+
+def save_tokenizer(run: PreparedRun, out_dir: Path) -> None:
+    """Keep the tokenizer beside the store so `report` can decode tokens without the model."""
+    if not tokenizer_path(out_dir).exists():
+        run.loaded.tokenizer.save_pretrained(tokenizer_path(out_dir))
+
+
 def run_collect(
     settings: CollectSettings, out_dir: Path, overwrite: bool = False, quiet: bool = False
 ) -> CollectOutcome:
-    """Collect metrics into `out_dir/store.zarr`, resuming a compatible interrupted run."""
+    """Collect metrics into `out_dir/store.zarr`, resuming a compatible interrupted run.
+
+    Under torchrun every rank runs this; with several --devices a parent spawns one worker each;
+    otherwise (one device, or --shard-model) it all happens in this process.
+    """
+    from zipfstage.collect import distributed, parallel, sharding
+
     out_dir = Path(out_dir)
-    run = prepare_run(settings, out_dir)
+    ranks = distributed.torchrun_ranks()
+    if ranks is not None and ranks.world_size > 1:
+        return distributed.run_distributed(settings, out_dir, overwrite, quiet, ranks)
+    devices = settings.devices or []
+    if len(devices) > 1 and not settings.shard_model:
+        return parallel.run_parallel(settings, out_dir, overwrite, quiet)
+    device = devices[0] if devices else settings.device
+    if ranks is not None and device is None and torch.cuda.is_available():
+        device = f"cuda:{ranks.local_rank}"
+    device_map = sharding.shard_device_map(settings, devices) if settings.shard_model else None
+    run = prepare_run(settings, out_dir, device=device, device_map=device_map)
+    return run_single(run, out_dir, overwrite, quiet)
+
+
+def run_single(run: PreparedRun, out_dir: Path, overwrite: bool, quiet: bool) -> CollectOutcome:
+    """The whole run in this process: lock, store, every pending batch, finalize."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = store_path(out_dir)
     with exclusive_lock(out_dir):
-        existing = open_or_create_store(run, out_dir, overwrite)
-        if existing is not None and existing.get("status") == STATUS_COMPLETE:
-            return CollectOutcome(path, "already_complete", int(existing["n_tokens"]), 0, 0.0)
-        if not tokenizer_path(out_dir).exists():
-            run.loaded.tokenizer.save_pretrained(tokenizer_path(out_dir))
-        writer = StoreWriter(path)
-        done_tokens = int(writer.committed().sum())
-        total = run.shape.max_sequences * settings.seq_len
-        started = time.perf_counter()
+        session = open_session(run.spec(), run.settings, out_dir, overwrite)
+        if isinstance(session, CollectOutcome):
+            return session
+        save_tokenizer(run, out_dir)
+        writer = StoreWriter(session.path)
         with (
             stop_requests() as stop_requested,
-            progress_bar("collect", total, "tok", done_tokens, quiet=quiet) as advance,
+            progress_bar("collect", session.total_tokens, "tok", session.done_tokens,
+                         quiet=quiet) as advance,
         ):
             n_batches = collect_batches(run, writer, advance, stop_requested)
-        seconds = time.perf_counter() - started
-        new_tokens = int(writer.committed().sum()) - done_tokens
-        previous_seconds = float((existing or {}).get("collect_seconds", 0.0))
-        if n_batches is None:
-            update_attributes(path, {"collect_seconds": previous_seconds + seconds})
-            return CollectOutcome(path, "stopped", done_tokens + new_tokens, new_tokens, seconds)
-        finalize_store(path, n_batches, {"collect_seconds": previous_seconds + seconds,
-                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        return CollectOutcome(path, "complete", done_tokens + new_tokens, new_tokens, seconds)
+        new_tokens = int(writer.committed().sum()) - session.done_tokens
+        return session.finish(n_batches, new_tokens)

@@ -17,7 +17,7 @@ from zipfstage.commands.common import (
     load_settings,
     split_csv,
 )
-from zipfstage.errors import INTERRUPTED_EXIT_CODE
+from zipfstage.errors import INTERRUPTED_EXIT_CODE, ZipfstageError
 
 _MODEL = "Hub id (with --revision), local folder, .gguf file, or 'demo' (offline SmolLM2-135M)."
 _DATA = "Dataset name on the Hub, a local .txt/.jsonl/.parquet file, folder or glob, or 'pydoc'."
@@ -26,11 +26,27 @@ _DATA = "Dataset name on the Hub, a local .txt/.jsonl/.parquet file, folder or g
 @cli_errors
 def collect_command(
     model: Annotated[str | None, typer.Option("--model", "-m", help=_MODEL)] = None,
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag, commit).")] = None,
+    revision: Annotated[
+        str | None, typer.Option(help="Hub revision (branch, tag, commit).")
+    ] = None,
     dtype: Annotated[
         str | None, typer.Option(help="auto|bfloat16|float16|float32 (auto: bf16 GPU, fp32 CPU).")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:<i> (default: auto).")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:<i> (default: auto).")
+    ] = None,
+    devices: Annotated[
+        str | None, typer.Option(help="Comma-separated devices, one worker each (cpu,cpu).")
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(help="GPU indices, one worker each (0,1 = --devices cuda:0,cuda:1)."),
+    ] = None,
+    shard_model: Annotated[
+        bool | None,
+        typer.Option("--shard-model/--no-shard-model",
+                     help="Spread one model over the listed devices instead of one per worker."),
+    ] = None,
     data: Annotated[str | None, typer.Option("--data", "-d", help=_DATA)] = None,
     subset: Annotated[str | None, typer.Option(help="Dataset configuration name.")] = None,
     split: Annotated[str | None, typer.Option(help="Dataset split [train].")] = None,
@@ -52,12 +68,18 @@ def collect_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Collect per-token activation metrics into OUT/store.zarr (re-run the same command to resume)."""
+    """Collect per-token activation metrics into OUT/store.zarr (re-run the same command to resume).
+
+    Several --devices (or --gpus) run one worker each on disjoint batches of the same store; under
+    torchrun each rank takes its share. A resume works with any number of workers.
+    """
+    device_list = parse_devices(devices, gpus)
     settings = load_settings(
         config,
         out=out,
         collect={
-            "model": model, "revision": revision, "dtype": dtype, "device": device, "data": data,
+            "model": model, "revision": revision, "dtype": dtype, "device": device,
+            "devices": device_list, "shard_model": shard_model, "data": data,
             "subset": subset, "split": split, "text_field": text_field, "max_tokens": max_tokens,
             "batch_size": batch_size, "seq_len": seq_len, "prepend_bos": prepend_bos,
             "points": split_csv(points), "metrics": split_csv(metrics), "channels": channels,
@@ -65,6 +87,10 @@ def collect_command(
         },
     )
     outcome = run_collect(settings.collect, settings.out, overwrite=overwrite, quiet=quiet)
+    if not outcome.coordinator:  # a torchrun rank other than 0: rank 0 reports for the run
+        if outcome.status == "stopped":
+            raise typer.Exit(INTERRUPTED_EXIT_CODE)
+        return
     if outcome.status == "already_complete":
         console.print(f"{outcome.store} is already complete ({outcome.n_tokens:,} tokens); "
                       "nothing to do")
@@ -75,3 +101,16 @@ def collect_command(
     else:
         console.print(f"[green]collected[/] {outcome.n_tokens:,} tokens into {outcome.store} "
                       f"({outcome.tokens_per_second:,.0f} tok/s this session)")
+
+
+def parse_devices(devices: str | None, gpus: str | None) -> list[str] | None:
+    """--gpus 0,1 is shorthand for --devices cuda:0,cuda:1; giving both is ambiguous."""
+    if devices is not None and gpus is not None:
+        raise ZipfstageError("give --devices or --gpus, not both")
+    if gpus is not None:
+        indices = split_csv(gpus) or []
+        bad = [i for i in indices if not i.isdigit()]
+        if bad:
+            raise ZipfstageError(f"--gpus takes GPU indices like 0,1; got {', '.join(bad)}")
+        return [f"cuda:{i}" for i in indices]
+    return split_csv(devices)
