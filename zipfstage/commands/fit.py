@@ -1,10 +1,57 @@
-"""`zipfstage fit` (being built)."""
+"""`zipfstage fit`: fit a power law to every (point, metric) in the store, without the model."""
 
 from __future__ import annotations
 
-from zipfstage.commands.common import abort
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from zipfstage.commands.common import (
+    ConfigOption,
+    MetricsOption,
+    OutOption,
+    PointsOption,
+    cli_errors,
+    console,
+    load_settings,
+    split_csv,
+)
+from zipfstage.fitting.pipeline import run_fits
 
 
-def fit_command() -> None:
-    """Not built yet."""
-    raise abort("fit is not built yet")
+@cli_errors
+def fit_command(
+    config: ConfigOption = None,
+    out: OutOption = None,
+    max_samples: Annotated[int | None, typer.Option(
+        "--max-samples", help="Seeded random subsample per (point, metric); 0 = all.")] = None,
+    bootstrap: Annotated[int | None, typer.Option(
+        "--bootstrap", help="Bootstrap replicates for the goodness-of-fit p-value; 0 = none.")] = None,
+    points: PointsOption = None,
+    metrics: MetricsOption = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Worker processes; 0 = one per CPU.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Subsample and bootstrap seed.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
+) -> None:
+    """Fit power laws (CSN method, model comparisons, optional bootstrap) to the collected metrics."""
+    settings = load_settings(config, out, fit={
+        "max_samples": max_samples, "bootstrap": bootstrap, "points": split_csv(points),
+        "metrics": split_csv(metrics), "workers": workers, "seed": seed,
+    })
+    fit = settings.fit
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task_id = bar.add_task("fitting", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total)
+
+        summary = run_fits(settings.out, max_samples=fit.max_samples, bootstrap=fit.bootstrap,
+                           points=fit.points, metrics=fit.metrics, workers=fit.workers,
+                           seed=fit.seed, min_tail=fit.min_tail, force=force, progress=progress)
+    console.print(
+        f"fitted {len(summary.fitted)} (point, metric) pairs ({summary.n_fits} fits, "
+        f"{summary.n_not_ok} not ok), skipped {len(summary.skipped)} unchanged; "
+        f"summary in {summary.fits_json}", highlight=False)
