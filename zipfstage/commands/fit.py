@@ -27,15 +27,16 @@ def fit_command(
     max_samples: Annotated[int | None, typer.Option(
         "--max-samples", help="Seeded random subsample per (point, metric); 0 = all.")] = None,
     bootstrap: Annotated[int | None, typer.Option(
-        "--bootstrap", help="Bootstrap replicates for the goodness-of-fit p-value; 0 = none.")] = None,
+        "--bootstrap", help="Bootstrap replicates for the goodness-of-fit p-value.")] = None,
     points: PointsOption = None,
     metrics: MetricsOption = None,
     workers: Annotated[int | None, typer.Option(
         "--workers", help="Worker processes; 0 = one per CPU.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Subsample and bootstrap seed.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Subsample and bootstrap seed.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
 ) -> None:
-    """Fit power laws (CSN method, model comparisons, optional bootstrap) to the collected metrics."""
+    """Fit power laws (CSN method, comparisons, optional bootstrap) to the collected metrics."""
     settings = load_settings(config, out, fit={
         "max_samples": max_samples, "bootstrap": bootstrap, "points": split_csv(points),
         "metrics": split_csv(metrics), "workers": workers, "seed": seed,

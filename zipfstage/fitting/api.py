@@ -38,12 +38,13 @@ def fit_power_law(
 ) -> PowerLawFit:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
-    Non-positive and non-finite values are dropped and counted in `n_dropped`. Without `xmin`, every
-    unique value but the largest is a candidate (as in `powerlaw.Fit`), and the one with the smallest
-    KS distance wins; `min_tail` excludes candidates with fewer tail values, `alpha_range` those whose
-    alpha lies outside (open interval; nothing is clipped). `xmax` fits a power law truncated at
-    xmax (alpha then solves the truncated likelihood equation; `powerlaw` keeps the untruncated
-    estimate, so results differ). `bootstrap` > 0 adds Clauset's p-value and 95 % intervals,
+    Non-positive and non-finite values are dropped and counted in `n_dropped`. Without `xmin`,
+    every unique value but the largest is a candidate (as in `powerlaw.Fit`), and the one with the
+    smallest KS distance wins; `min_tail` excludes candidates with fewer tail values, `alpha_range`
+    those whose alpha lies outside (open interval; nothing is clipped). `xmax` fits a power law
+    truncated at xmax (alpha then solves the truncated likelihood equation; `powerlaw` keeps the
+    untruncated estimate, so results differ). `bootstrap` > 0 adds Clauset's p-value and 95 %
+    intervals,
     `compare` the likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned
     candidates hold lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
     the rank-frequency plot of the tail. Data that cannot be fitted returns a result whose `status`

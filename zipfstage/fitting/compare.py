@@ -2,8 +2,9 @@
 
 Each alternative is fitted by maximum likelihood on the tail x >= xmin, normalised on [xmin, inf),
 and parameterised exactly as `powerlaw` does (so its pdf/ccdf formulas apply to our parameters):
-lognormal (mu, sigma), exponential (lambda), stretched_exponential (lambda, beta: p ~ (lambda x)^(beta-1)
-exp(-(lambda x)^beta)), truncated_power_law (alpha, lambda: p ~ x^-alpha exp(-lambda x)).
+lognormal (mu, sigma), exponential (lambda), stretched_exponential (lambda, beta:
+p ~ (lambda x)^(beta-1) exp(-(lambda x)^beta)), truncated_power_law (alpha, lambda:
+p ~ x^-alpha exp(-lambda x)).
 
 R = sum of pointwise log-likelihood differences (power law minus alternative; R > 0 favours the
 power law). Non-nested alternatives get Vuong's normalised test, p = erfc(|R| / sqrt(2 n var)); the
@@ -115,7 +116,7 @@ def _stretched_exponential(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha:
 
 
 def _tpl_log_norm(a: float, lam: float) -> float:
-    """log of integral_1^inf s^-a exp(-lam s) ds, as exp(-lam) * integral_0^inf (1+v)^-a e^(-lam v)."""
+    """log of integral_1^inf s^-a exp(-lam s) ds = exp(-lam) integral_0^inf (1+v)^-a e^(-lam v)."""
     if lam <= 0.0:
         return float(-np.log(a - 1.0)) if a > 1.0 else np.inf
     with warnings.catch_warnings():

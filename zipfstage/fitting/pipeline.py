@@ -67,7 +67,7 @@ def run_fits(
     force: bool = False,
     progress: Progress | None = None,
 ) -> FitRunSummary:
-    """Fit every selected (point, metric) and sampled channel; skip those whose inputs are unchanged.
+    """Fit every selected (point, metric) and sampled channel; skip those with unchanged inputs.
 
     Raises `ZipfstageError` for a missing or empty store and unknown points or metrics.
     """
@@ -185,7 +185,7 @@ def _stack_curves(
         for name, values in curves.items():
             stacked.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
             prefix = name.split("_")[0]
-            owner = np.full(len(values), float(task.channel))
+            owner = np.full(len(values), float(task.channel or 0))
             if name in ("scan_xmin", "bootstrap_alpha"):
                 stacked.setdefault(f"{prefix}_channel", []).append(owner)
     return {name: np.concatenate(chunks) for name, chunks in stacked.items()}

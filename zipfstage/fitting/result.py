@@ -40,7 +40,7 @@ class ScanCurves:
 
 @dataclass(frozen=True)
 class PowerLawFit:
-    """One power-law fit. `to_record()` is the JSON record; `curves()` the arrays stored beside it."""
+    """One power-law fit: `to_record()` is the JSON record, `curves()` the arrays beside it."""
 
     alpha: float | None
     xmin: float | None

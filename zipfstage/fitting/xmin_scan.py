@@ -3,10 +3,11 @@
 Every candidate xmin gets its MLE alpha from suffix sums (in `continuous.py`); this module finds the
 KS distance of each candidate by branch and bound. The best distance achieved so far, D*, bounds the
 answer: a candidate whose deviation at any single point exceeds D* cannot win. So each candidate is
-first tested at a few "witness" points (where recent candidates were beaten: neighbouring candidates
-have nearly the same CDFs, so the same points beat them), then scanned, and the scan stops as soon as
-its running maximum exceeds D* or the rest of its tail cannot raise the maximum (its value is then
-proven). The winner is exact; pruned candidates carry lower bounds, marked as such.
+first tested at a few "witness" points (where recent candidates were beaten: neighbouring
+candidates have nearly the same CDFs, so the same points beat them), then scanned, and the scan
+stops as soon as its running maximum exceeds D* or the rest of its tail cannot raise the maximum
+(its value is then proven). The winner is exact; pruned candidates carry lower bounds, marked as
+such.
 
 The empirical CDF is the one `powerlaw` uses: at each unique tail value u, the fraction of the tail
 strictly below u. Compiled with numba (`cache=True`, no `parallel=True`, so no threading layer is
@@ -125,7 +126,8 @@ def ks_scan(
         seeds = np.append(seeds, valid_idx[pos])
     seeds = np.unique(seeds)
     best_seed = -1
-    for c in seeds:
+    for c_seed in seeds:
+        c = int(c_seed)
         d, ok, _ = ks_one(log_u, first, c, first[c], n, log_u[c], betas[c], norms[c], np.inf)
         dist[c] = d
         proven[c] = ok
