@@ -36,8 +36,8 @@ def quick_fit(
     xmin, alpha = float(scan_xmin[best]), float(scan_alpha[best])
     tail = data[data >= xmin]
     sigma = (alpha - 1) / np.sqrt(len(tail))
-    ranks = np.arange(len(data), 0, -1)
-    fit = stats.linregress(np.log10(ranks), np.log10(data))
+    ranks = np.arange(len(tail), 0, -1)
+    fit = stats.linregress(np.log10(ranks), np.log10(tail))
     log_tail = np.log(tail)
     shape, _, scale = stats.weibull_min.fit(tail, floc=0)
     record = {
@@ -46,7 +46,8 @@ def quick_fit(
         "ks_distance": scan_ks[best], "n_tail": len(tail), "n": len(data),
         "n_dropped": int(len(raw) - len(data)), "sigma": sigma,
         "alpha_ci": [alpha - 1.96 * sigma, alpha + 1.96 * sigma], "xmin_ci": None,
-        "p_value": None, "slope": float(fit.slope), "r2": float(fit.rvalue ** 2),
+        "p_value": None, "slope": float(fit.slope), "intercept": float(fit.intercept),
+        "r2": float(fit.rvalue ** 2),
         "comparisons": {
             "lognormal": {"R": 1.8, "p": 0.07,
                           "params": {"mu": float(log_tail.mean()), "sigma": float(log_tail.std())}},

@@ -73,7 +73,7 @@ def fit_power_law(
             return unfit(STATUS_FAILED, "no candidate xmin gives an allowed alpha and tail size",
                          n, dropped, xmax=xmax)
     tail_values = prep.x[tail.k :]
-    slope, r2 = rank_slope(tail_values)
+    slope, intercept, r2 = rank_slope(tail_values)
     result = PowerLawFit(
         alpha=tail.alpha,
         xmin=tail.xmin,
@@ -84,6 +84,7 @@ def fit_power_law(
         n_dropped=dropped,
         sigma=(tail.alpha - 1.0) / np.sqrt(tail.n_tail),
         slope=slope,
+        intercept=intercept,
         r2=r2,
         status=STATUS_OK,
         flags=_flags(tail, tail_values, alpha_range, min_tail),

@@ -11,11 +11,14 @@ import numpy as np
 from scipy import stats
 
 
-def rank_slope(values: np.ndarray) -> tuple[float | None, float | None]:
-    """(slope, R^2) of log(value) against log(rank), rank 1 = largest; None with < 3 distinct."""
+def rank_slope(values: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """(slope, intercept, R^2) of log10(value) against log10(rank), rank 1 = largest.
+
+    All None with fewer than 3 values or all values equal.
+    """
     x = np.sort(np.asarray(values, dtype=np.float64))[::-1]
     if x.size < 3 or x[0] == x[-1]:
-        return None, None
+        return None, None, None
     ranks = np.arange(1, x.size + 1, dtype=np.float64)
-    fit = stats.linregress(np.log(ranks), np.log(x))
-    return float(fit.slope), float(fit.rvalue**2)
+    fit = stats.linregress(np.log10(ranks), np.log10(x))
+    return float(fit.slope), float(fit.intercept), float(fit.rvalue**2)

@@ -56,6 +56,7 @@ class PowerLawFit:
     alpha_ci: tuple[float, float] | None = None
     xmin_ci: tuple[float, float] | None = None
     slope: float | None = None
+    intercept: float | None = None
     r2: float | None = None
     comparisons: dict[str, Comparison] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
@@ -86,6 +87,7 @@ class PowerLawFit:
             "xmin_ci": list(self.xmin_ci) if self.xmin_ci is not None else None,
             "p_value": self.p_value,
             "slope": self.slope,
+            "intercept": self.intercept,
             "r2": self.r2,
             "comparisons": {name: c.to_dict() for name, c in self.comparisons.items()},
             "status": self.status,

@@ -26,23 +26,26 @@ def rank_frequency_figure(sample: SortedSample, fit: Fit) -> Figure:
         ax.plot(sample.ranks, sample.values, color=style.DATA_COLOR, lw=0, marker=".", ms=2.2,
                 alpha=0.55, label=f"data (N = {sample.n:,})",
                 rasterized=len(sample.values) > 3000)
-        if fit.slope is None:
+        if fit.slope is None or fit.intercept is None:
             note(ax, "No OLS line drawn:\n" + wrap(fit.why_not or "the fit stored no slope"))
         else:
-            intercept = ols_intercept(sample, fit.slope)
-            ranks = np.array([1.0, float(sample.n)])
+            ranks, line = ols_line(sample, fit)
             r2 = f",  R² = {fit.r2:.3f}" if fit.r2 is not None else ""
-            ax.plot(ranks, 10 ** intercept * ranks ** fit.slope, color=style.FIT_COLOR, lw=1.8,
-                    label=f"OLS fit: slope = {fit.slope:.3f}{r2}")
+            ax.plot(ranks, line, color=style.FIT_COLOR, lw=1.8,
+                    label=f"OLS over the tail: slope = {fit.slope:.3f}{r2}")
         ax.legend(loc="lower left")
     return fig
 
 
-def ols_intercept(sample: SortedSample, slope: float) -> float:
-    """log10 intercept that puts a line of the fit's slope through the drawn points' centroid
-    (log-spaced ranks, so the body and the tail weigh alike)."""
-    wanted = np.geomspace(1, sample.n, 200)
-    index = np.unique(np.searchsorted(sample.ranks, wanted).clip(0, len(sample.ranks) - 1))
-    log_rank = np.log10(sample.ranks[index])
-    log_value = np.log10(sample.values[index])
-    return float(np.mean(log_value - slope * log_rank))
+def ols_line(sample: SortedSample, fit: Fit) -> tuple[np.ndarray, np.ndarray]:
+    """The fit's OLS line over its tail (x >= xmin), in the plotted sample's ranks.
+
+    The fit ran on a subsample of `fit.n` values; a rank r there stands for rank r * N / n among
+    all N plotted values, which shifts the log-log intercept by -slope * log10(N / n).
+    """
+    assert fit.slope is not None and fit.intercept is not None
+    scale = sample.n / fit.n if fit.n else 1.0
+    tail_ranks = fit.n_tail if fit.n_tail else fit.n or sample.n
+    ranks = np.array([1.0, max(float(tail_ranks) * scale, 1.0)])
+    intercept = fit.intercept - fit.slope * np.log10(scale)
+    return ranks, 10**intercept * ranks**fit.slope

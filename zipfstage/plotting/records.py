@@ -45,6 +45,7 @@ class Fit:
     sigma: float | None = None
     p_value: float | None = None
     slope: float | None = None
+    intercept: float | None = None
     r2: float | None = None
     channel: int | None = None
     flags: list[str] = field(default_factory=list)
@@ -99,6 +100,7 @@ class Fit:
             sigma=_float(record.get("sigma")),
             p_value=_float(record.get("p_value")),
             slope=_float(record.get("slope")),
+            intercept=_float(record.get("intercept")),
             r2=_float(record.get("r2")),
             channel=_int(record.get("channel")),
             flags=[str(f) for f in record.get("flags") or []],

@@ -31,7 +31,11 @@ def write_fit(
     """Store one (point, metric) result; curves are 1-D arrays such as scan_xmin, scan_ks."""
     root = zarr.open_group(store_path(out_dir), mode="r+", zarr_format=3)
     group = root.require_group(fit_group_name(point, metric))
-    for name, values in (curves or {}).items():
+    curves = curves or {}
+    for name, _ in list(group.arrays()):
+        if name not in curves:
+            del group[name]  # e.g. bootstrap draws of an earlier run that used --bootstrap
+    for name, values in curves.items():
         data = np.asarray(values, dtype=np.float64)
         group.create_array(name, data=data, chunks=(max(len(data), 1),), overwrite=True)
     group.attrs.update({"record": _jsonable(record), "input_hash": input_hash})
