@@ -1,0 +1,73 @@
+"""`torchrun -m zipfstage collect` on CPU (gloo): two ranks fill one store like one process does,
+and an error only rank 0 can see (the existing store) stops every rank instead of hanging them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.test_parallel import SHORT
+from zipfstage.cli import app
+from zipfstage.collect.distributed import Ranks, rank_placement, torchrun_ranks
+from zipfstage.config import CollectSettings
+from zipfstage.store import open_store
+
+runner = CliRunner()
+
+
+def torchrun(model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", "-m", "zipfstage", "collect", "--model", str(model), "--out", str(out), *SHORT,
+               *extra]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_rank_environment_and_placement(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert torchrun_ranks() is None
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    ranks = torchrun_ranks()
+    assert ranks == Ranks(3, 4, 1)
+    assert rank_placement(CollectSettings(devices=["cpu", "cpu"]), ranks) == ("cpu", None)
+    assert rank_placement(CollectSettings(devices=["cuda:4", "cuda:5"]), ranks) == ("cuda:5", None)
+    assert rank_placement(CollectSettings(device="cpu"), ranks) == ("cpu", None)
+
+
+def test_two_ranks_match_one_process(tiny_llama: Path, tmp_path: Path) -> None:
+    single = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out",
+                                 str(tmp_path / "one"), *SHORT])
+    assert single.exit_code == 0, single.output
+    done = torchrun(tiny_llama, tmp_path / "ranks")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("collected 1,280 tokens") == 1, "only rank 0 reports"
+    one, two = open_store(tmp_path / "one"), open_store(tmp_path / "ranks")
+    assert two.complete and two.n_tokens == one.n_tokens == 1280
+    np.testing.assert_array_equal(two.token_ids(), one.token_ids())
+    np.testing.assert_array_equal(two.positions(), one.positions())
+    for point in one.points:
+        for metric in one.metrics:
+            np.testing.assert_allclose(two.metric(point, metric), one.metric(point, metric),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{point}/{metric}")
+    assert (tmp_path / "ranks" / "tokenizer" / "tokenizer.json").exists()
+
+
+def test_error_on_rank_zero_stops_every_rank(tiny_llama: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out", str(out), *SHORT,
+                                "--seq-len", "16"])
+    assert first.exit_code == 0, first.output
+    refused = torchrun(tiny_llama, out)  # times out (fails) if rank 1 waits forever
+    assert refused.returncode != 0
+    assert "different settings" in refused.stderr and "seq_len 16 -> 32" in refused.stderr
+    assert "rank 0 stopped the run" in refused.stderr, refused.stderr
+    assert open_store(out).info["plan"]["seq_len"] == 16
