@@ -67,6 +67,12 @@ def test_changed_settings_refit_with_subsample_and_bootstrap(store: Path) -> Non
     record = fits["layer_1"]["max_abs"]
     assert record["n"] == 300 and record["p_value"] is not None
     assert "bootstrap_alpha" in read_fit_curves(store, "layer_1", "max_abs")
+    # a later fit without bootstrap leaves no stale bootstrap draws behind
+    plain = runner.invoke(app, ["fit", "--out", str(store), "--workers", "1", "--points",
+                                "layer_1", "--metrics", "max_abs", "--max-samples", "300"])
+    assert plain.exit_code == 0, plain.output
+    assert "bootstrap_alpha" not in read_fit_curves(store, "layer_1", "max_abs")
+    assert "scan_ks" in read_fit_curves(store, "layer_1", "max_abs")
 
 
 @pytest.mark.parametrize("args", [["--points", "nope"], ["--metrics", "nope"]])
