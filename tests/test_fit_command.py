@@ -35,7 +35,7 @@ def test_fits_every_point_and_metric(store: Path) -> None:
         assert len(fits[point]["channel_wise"]) == 3
         assert all("channel" in r and r["status"] == "ok" for r in fits[point]["channel_wise"])
     record = fits["embed"]["rms"]
-    assert record["status"] == "ok" and record["n"] == 512
+    assert record["status"] == "ok" and record["n"] == 512 - 8  # position 0 left out
     assert set(record["comparisons"]) == {"lognormal", "exponential", "stretched_exponential",
                                           "truncated_power_law"}
     # alpha grows with depth in the synthetic store (2.0, 2.5, 3.0)
@@ -94,3 +94,18 @@ def test_store_without_committed_data_exits_2(tmp_path: Path) -> None:
     zarr.open_group(open_store(tmp_path).path, mode="r+")["progress"][:] = 0
     result = runner.invoke(app, ["fit", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no committed data" in result.output
+
+
+def test_skip_positions_leaves_out_the_first_tokens(tmp_path: Path) -> None:
+    make_synthetic_store(tmp_path, n_batches=2, batch_size=4, seq_len=64, channels=2,
+                         metrics=("rms",))
+    n_rows, n_sequences = 2 * 4 * 64, 2 * 4
+    default = runner.invoke(app, ["fit", "--out", str(tmp_path), "--workers", "1"])
+    assert default.exit_code == 0, default.output
+    record = read_fit_records(tmp_path)["embed"]["rms"]
+    assert record["n"] == n_rows - n_sequences and record["skip_positions"] == 1
+    kept = runner.invoke(app, ["fit", "--out", str(tmp_path), "--workers", "1",
+                               "--skip-positions", "0"])
+    assert kept.exit_code == 0, kept.output
+    record = read_fit_records(tmp_path)["embed"]["rms"]
+    assert record["n"] == n_rows and record["skip_positions"] == 0

@@ -64,6 +64,7 @@ class FitSettings(_Section):
     workers: int = Field(default=0, ge=0)
     seed: int = 0
     min_tail: int = Field(default=50, ge=2)
+    skip_positions: int = Field(default=1, ge=0)
 
 
 class PlotSettings(_Section):

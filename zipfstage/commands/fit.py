@@ -34,12 +34,16 @@ def fit_command(
         "--workers", help="Worker processes; 0 = one per CPU.")] = None,
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Subsample and bootstrap seed.")] = None,
+    skip_positions: Annotated[int | None, typer.Option(
+        "--skip-positions", help="Leave out tokens at sequence positions below this [1]; "
+        "0 keeps the first token (the attention sink).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
 ) -> None:
     """Fit power laws (CSN method, comparisons, optional bootstrap) to the collected metrics."""
     settings = load_settings(config, out, fit={
         "max_samples": max_samples, "bootstrap": bootstrap, "points": split_csv(points),
         "metrics": split_csv(metrics), "workers": workers, "seed": seed,
+        "skip_positions": skip_positions,
     })
     fit = settings.fit
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -51,7 +55,8 @@ def fit_command(
 
         summary = run_fits(settings.out, max_samples=fit.max_samples, bootstrap=fit.bootstrap,
                            points=fit.points, metrics=fit.metrics, workers=fit.workers,
-                           seed=fit.seed, min_tail=fit.min_tail, force=force, progress=progress)
+                           seed=fit.seed, min_tail=fit.min_tail,
+                           skip_positions=fit.skip_positions, force=force, progress=progress)
     console.print(
         f"fitted {len(summary.fitted)} (point, metric) pairs ({summary.n_fits} fits, "
         f"{summary.n_not_ok} not ok), skipped {len(summary.skipped)} unchanged; "

@@ -49,10 +49,21 @@ def compare_alternatives(tail: np.ndarray, xmin: float, alpha: float) -> dict[st
     return out
 
 
+#: Two models whose log-densities differ by less than this at every observation are the same model
+#: on these data (an alternative that ran to the edge where it becomes the power law, such as a
+#: lognormal with mu -> -inf). Vuong's statistic is then noise over near-zero variance.
+INDISTINGUISHABLE = 1e-3
+
+
 def loglikelihood_ratio(ll1: np.ndarray, ll2: np.ndarray, nested: bool) -> tuple[float, float]:
-    """R = sum(ll1 - ll2) and its p-value (Vuong, or chi-square with 1 dof when nested)."""
+    """R = sum(ll1 - ll2) and its p-value (Vuong, or chi-square with 1 dof when nested).
+
+    p is 1 (no evidence either way) when the models agree to INDISTINGUISHABLE everywhere.
+    """
     diff = ll1 - ll2
     R = float(np.sum(diff))
+    if diff.size == 0 or float(np.max(np.abs(diff))) < INDISTINGUISHABLE:
+        return R, 1.0
     if nested:
         return R, float(stats.chi2.sf(2.0 * abs(R), 1))
     sd = float(np.std(diff))

@@ -26,7 +26,7 @@ from zipfstage.store.layout import CHANNEL_WISE
 from zipfstage.store.reader import open_store
 
 #: bump when a change to the fitting code should invalidate stored fits
-FIT_VERSION = 1
+FIT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def run_fits(
     workers: int = 0,
     seed: int = 0,
     min_tail: int = 50,
+    skip_positions: int = 1,
     force: bool = False,
     progress: Progress | None = None,
 ) -> FitRunSummary:
@@ -75,7 +76,7 @@ def run_fits(
     store.require_data()
     chosen_points, chosen_metrics = store.select(points or ["all"], metrics or ["all"])
     settings = {"max_samples": max_samples, "bootstrap": bootstrap, "seed": seed,
-                "min_tail": min_tail, "version": FIT_VERSION}
+                "min_tail": min_tail, "skip_positions": skip_positions, "version": FIT_VERSION}
     summary = FitRunSummary()
     tasks: list[FitTask] = []
     expected: dict[tuple[str, str], int] = {}
@@ -89,7 +90,8 @@ def run_fits(
                 summary.skipped.append((point, metric))
                 continue
             hashes[(point, metric)] = input_hash
-            new = list(_tasks(store.metric(point, metric), point, metric, store.channel_indices,
+            values = store.metric(point, metric, skip_positions)
+            new = list(_tasks(values, point, metric, store.channel_indices,
                               max_samples, bootstrap, seed, min_tail))
             expected[(point, metric)] = len(new)
             tasks.extend(new)
@@ -99,6 +101,7 @@ def run_fits(
         progress(0, total)
     for count, (task, record, curves) in enumerate(_execute(tasks, workers), start=1):
         key = (task.point, task.metric)
+        record = {**record, "skip_positions": skip_positions}
         done.setdefault(key, []).append((task, record, curves))
         summary.n_fits += 1
         summary.n_not_ok += record["status"] != "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from zipfstage.plotting.records import FitTable, lookup
 from zipfstage.plotting.thinning import SortedSample, sorted_sample
 from zipfstage.store.reader import StoreReader
 
@@ -24,14 +25,18 @@ def metric_label(metric: str) -> str:
 class SampleCache:
     """Sorted, thinned samples per (point, metric), so several figures share one read and sort."""
 
-    def __init__(self, reader: StoreReader) -> None:
+    def __init__(self, reader: StoreReader, table: FitTable | None = None) -> None:
         self.reader = reader
+        self.table = table or {}
         self._samples: dict[tuple[str, str], SortedSample] = {}
 
     def get(self, point: str, metric: str) -> SortedSample:
         key = (point, metric)
         if key not in self._samples:
-            self._samples[key] = sorted_sample(self.reader.metric(point, metric))
+            # draw the data the fit saw: the same leading positions left out
+            skip = lookup(self.table, point, metric).skip_positions
+            values = self.reader.metric(point, metric, skip)
+            self._samples[key] = sorted_sample(values)
         return self._samples[key]
 
     def drop_metric(self, metric: str) -> None:

@@ -48,6 +48,7 @@ class Fit:
     intercept: float | None = None
     r2: float | None = None
     channel: int | None = None
+    skip_positions: int = 0
     flags: list[str] = field(default_factory=list)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
 
@@ -101,6 +102,7 @@ class Fit:
             p_value=_float(record.get("p_value")),
             slope=_float(record.get("slope")),
             intercept=_float(record.get("intercept")),
+            skip_positions=int(record.get("skip_positions") or 0),
             r2=_float(record.get("r2")),
             channel=_int(record.get("channel")),
             flags=[str(f) for f in record.get("flags") or []],

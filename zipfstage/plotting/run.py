@@ -58,7 +58,7 @@ def plot_run(
     def save(figure: Figure, relative: str) -> None:
         result.written += style.save_figure(figure, result.directory / relative, exts, dpi)
 
-    cache = SampleCache(reader)
+    cache = SampleCache(reader, table)
     for metric in scalars:
         rows = []
         for point in chosen_points:

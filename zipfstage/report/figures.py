@@ -41,7 +41,7 @@ def report_figures(
         figures.append(ReportFigure("dashboards", "channel_heatmap", "Per-channel fits",
                                     style.png_bytes(channel_heatmap_figure(points, channels),
                                                     dpi)))
-    cache = SampleCache(reader)
+    cache = SampleCache(reader, table)
     for metric in reader.scalar_metrics:
         rows = [(p, cache.get(p, metric), lookup(table, p, metric)) for p in points]
         figures.append(ReportFigure("depth", f"multi_layer__{metric}", f"{metric}: CCDF by depth",

@@ -51,6 +51,7 @@ class StoreReader:
         self.root = root
         self.info = info
         self.plan = StorePlan(**info["plan"])
+        self._positions: np.ndarray | None = None
 
     @property
     def points(self) -> list[str]:
@@ -94,16 +95,26 @@ class StoreReader:
             return data
         return data[self.committed_rows]
 
-    def metric(self, point: str, metric: str) -> np.ndarray:
-        """Committed values of one metric: [N] for scalars, [N, k] for channel_wise."""
+    def metric(self, point: str, metric: str, skip_positions: int = 0) -> np.ndarray:
+        """Committed values of one metric: [N] for scalars, [N, k] for channel_wise.
+
+        `skip_positions` drops the tokens at sequence positions below it (position 0 is the
+        attention sink; with BOS prepended it is the same token, and so the same value, in every
+        sequence).
+        """
         self.require(point, metric)
-        return self._read(metric_array_name(point, metric))
+        values = self._read(metric_array_name(point, metric))
+        if skip_positions > 0:
+            values = values[self.positions() >= skip_positions]
+        return values
 
     def token_ids(self) -> np.ndarray:
         return self._read(TOKEN_IDS)
 
     def positions(self) -> np.ndarray:
-        return self._read(TOKEN_POSITIONS)
+        if self._positions is None:
+            self._positions = self._read(TOKEN_POSITIONS)
+        return self._positions
 
     def require(self, point: str, metric: str) -> None:
         if point not in self.points:
