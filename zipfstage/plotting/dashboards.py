@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.colors import Normalize
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from zipfstage.plotting import style
@@ -104,7 +104,9 @@ def heatmap(
     if high - low < 1e-9:
         low, high = low - 0.5, high + 0.5
     cmap = colormaps[style.HEATMAP_CMAP].with_extremes(bad=style.MISSING_CELL)
-    norm = Normalize(low, high)
+    # alpha spans 1.5 to hundreds across metrics: a log scale keeps the heavy tails (small alpha)
+    # distinguishable instead of letting one steep metric wash out the rest
+    norm: Normalize = LogNorm(low, high) if low > 0 and high / low > 10 else Normalize(low, high)
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto",
                       interpolation="nearest")
     ax.set_xticks(range(len(col_labels)), col_labels)
