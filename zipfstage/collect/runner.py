@@ -41,6 +41,7 @@ from zipfstage.collect.metrics import CHANNEL_WISE, resolve_metrics
 from zipfstage.collect.models import LoadedModel, load_model
 from zipfstage.collect.points import Point, check_point_syntax, resolve_points
 from zipfstage.collect.reducer import MetricReducer
+from zipfstage.collect.write_behind import WriteBehind
 from zipfstage.config import CollectSettings, collect_identity, stable_hash
 from zipfstage.errors import ZipfstageError
 from zipfstage.progress import Advance, progress_bar
@@ -315,16 +316,20 @@ def collect_batches(
     reducer = MetricReducer(run.shape.metrics, run.channel_indices)
     architecture, device = run.loaded.architecture, run.loaded.device
     seen = 0
-    with point_hooks(architecture, run.points, reducer), torch.inference_mode():
+    with (
+        point_hooks(architecture, run.points, reducer),
+        torch.inference_mode(),
+        WriteBehind(writer, advance) as write_behind,
+    ):
         for batch_index, batch in enumerate(run.batches()):
             seen = batch_index + 1
             if committed[batch_index] == batch.size or not assigned(batch_index):
                 continue
             run_until_last_point(architecture, torch.from_numpy(batch).to(device))
             values = reducer.to_host()
-            writer.write_batch(batch_index, batch.ravel(), positions_for(batch), values)
-            advance(batch.size)
+            write_behind.submit(batch_index, batch.ravel(), positions_for(batch), values)
             if stop_requested():
+                write_behind.wait()
                 return None
     return seen
 

@@ -7,6 +7,7 @@ processes never hold a stale metadata handle that could undo a resize.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.core.sync import sync
 
 from zipfstage.store.layout import (
     CHANNEL_WISE,
@@ -118,14 +120,21 @@ class StoreWriter:
         positions: np.ndarray,
         values: Mapping[tuple[str, str], np.ndarray],
     ) -> None:
-        """Write a batch's rows, then commit it. Rows must start at the batch's own offset."""
+        """Write a batch's rows, then commit it. Rows must start at the batch's own offset.
+
+        All arrays are written concurrently (one event-loop round trip, compression in zarr's
+        thread pool); the commit record follows only once every write has finished.
+        """
         n = len(token_ids)
         start = self.plan.batch_rows(batch).start
         region = slice(start, start + n)
-        self._array(TOKEN_IDS)[region] = token_ids.astype(np.int32, copy=False)
-        self._array(TOKEN_POSITIONS)[region] = positions.astype(np.int32, copy=False)
+        writes = [
+            (self._array(TOKEN_IDS), token_ids.astype(np.int32, copy=False)),
+            (self._array(TOKEN_POSITIONS), positions.astype(np.int32, copy=False)),
+        ]
         for (point, metric), data in values.items():
-            self._array(metric_array_name(point, metric))[region] = data
+            writes.append((self._array(metric_array_name(point, metric)), data))
+        sync(_write_all(region, writes))
         self._progress[batch] = n
 
     def _array(self, name: str) -> zarr.Array:
@@ -171,3 +180,7 @@ def _all_arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Arr
             continue
         found.extend(_all_arrays(sub, f"{prefix}{name}/"))
     return found
+
+
+async def _write_all(region: slice, writes: list[tuple[zarr.Array, np.ndarray]]) -> None:
+    await asyncio.gather(*(array.async_array.setitem(region, data) for array, data in writes))
