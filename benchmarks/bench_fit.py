@@ -33,9 +33,10 @@ def main() -> None:
     import powerlaw
 
     rng = np.random.default_rng(0)
-    cases = [(f"body+tail n={n:,}", np.r_[rng.lognormal(0, 0.5, n // 2),
-                                          rng.pareto(1.5, n // 2) + 2])
-             for n in (5_000, 20_000, 50_000)]
+    cases = [
+        (f"body+tail n={n:,}", np.r_[rng.lognormal(0, 0.5, n // 2), rng.pareto(1.5, n // 2) + 2])
+        for n in (5_000, 20_000, 50_000)
+    ]
     cases.append(("pareto n=50,000", rng.pareto(1.5, 50_000) + 1))
     fires = REFERENCE / "fires.txt"
     if fires.exists():
@@ -51,11 +52,15 @@ def main() -> None:
             warnings.simplefilter("ignore")
             ref, t_ref = timed(powerlaw.Fit, x, parameter_ranges={"alpha": [1, None]}, verbose=0)
         same = ours.xmin == ref.xmin and ours.n_tail == ref.n_tail
-        print(f"{name:28s} {t_ours:9.4f} {t_ref:11.2f} {t_ref / t_ours:8.0f}  {same!s:16s}"
-              f"  {ours.alpha:.6f} vs {ref.alpha:.6f}")
-    for name, x in [("pareto n=1,000,000", rng.pareto(1.5, 1_000_000) + 1),
-                    ("lognormal n=1,000,000", rng.lognormal(0, 1, 1_000_000)),
-                    ("|t3| n=1,000,000", np.abs(rng.standard_t(3, 1_000_000)))]:
+        print(
+            f"{name:28s} {t_ours:9.4f} {t_ref:11.2f} {t_ref / t_ours:8.0f}  {same!s:16s}"
+            f"  {ours.alpha:.6f} vs {ref.alpha:.6f}"
+        )
+    for name, x in [
+        ("pareto n=1,000,000", rng.pareto(1.5, 1_000_000) + 1),
+        ("lognormal n=1,000,000", rng.lognormal(0, 1, 1_000_000)),
+        ("|t3| n=1,000,000", np.abs(rng.standard_t(3, 1_000_000))),
+    ]:
         ours, t_ours = timed(fit_power_law, x, compare=False)
         print(f"{name:28s} {t_ours:9.4f}  (exact fit, no comparisons)")
     x = rng.pareto(1.5, 50_000) + 1

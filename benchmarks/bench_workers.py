@@ -40,8 +40,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--points", default="embed,middle,last")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--devices", nargs="+", default=["cpu", "cpu,cpu"],
-                        help="configurations to compare, the first is the baseline")
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        default=["cpu", "cpu,cpu"],
+        help="configurations to compare, the first is the baseline",
+    )
     args = parser.parse_args()
     configs = {name: name.split(",") for name in args.devices}
     totals = {name: [0.0, 0.0, 0] for name in configs}
@@ -49,16 +53,22 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, devices in configs.items():
                 settings = CollectSettings(
-                    model=args.model, max_tokens=args.tokens, seq_len=args.seq_len,
-                    batch_size=args.batch_size, points=args.points.split(","), devices=devices,
+                    model=args.model,
+                    max_tokens=args.tokens,
+                    seq_len=args.seq_len,
+                    batch_size=args.batch_size,
+                    points=args.points.split(","),
+                    devices=devices,
                 )
                 seconds, wall, tokens = measure(settings, Path(tmp))
                 totals[name][0] += seconds
                 totals[name][1] += wall
                 totals[name][2] += tokens
-    print(f"model {args.model}, {args.tokens} tokens x {args.repeats} repeats, seq_len "
-          f"{args.seq_len}, batch {args.batch_size}, points {args.points}; "
-          f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads in the parent")
+    print(
+        f"model {args.model}, {args.tokens} tokens x {args.repeats} repeats, seq_len "
+        f"{args.seq_len}, batch {args.batch_size}, points {args.points}; "
+        f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads in the parent"
+    )
     print(f"{'devices':24s} {'collect tok/s':>14s} {'wall tok/s':>11s} {'ratio':>6s}")
     base = None
     for name, (seconds, wall, tokens) in totals.items():

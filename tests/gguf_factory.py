@@ -28,8 +28,11 @@ _TOP_NAMES = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "
 
 def permute_qk(weights: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's q/k row permutation: per head, HF's rotary half-split -> interleaved pairs."""
-    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def gguf_tensor_name(hf_name: str) -> str:
@@ -57,8 +60,9 @@ def _add_tokenizer(writer: GGUFWriter, model_dir: Path, config: dict[str, Any]) 
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
-    writer.add_token_types([TokenType.CONTROL if t in special else TokenType.NORMAL
-                            for t in tokens])
+    writer.add_token_types(
+        [TokenType.CONTROL if t in special else TokenType.NORMAL for t in tokens]
+    )
     writer.add_token_merges(merges)
     writer.add_bos_token_id(config["bos_token_id"])
     writer.add_eos_token_id(config["eos_token_id"])

@@ -22,9 +22,23 @@ runner = CliRunner()
 
 
 def torchrun(model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-               "2", "-m", "zipfstage", "collect", "--model", str(model), "--out", str(out), *SHORT,
-               *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "zipfstage",
+        "collect",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        *SHORT,
+        *extra,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
 
@@ -44,8 +58,9 @@ def test_rank_environment_and_placement(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_two_ranks_match_one_process(tiny_llama: Path, tmp_path: Path) -> None:
-    single = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out",
-                                 str(tmp_path / "one"), *SHORT])
+    single = runner.invoke(
+        app, ["collect", "--model", str(tiny_llama), "--out", str(tmp_path / "one"), *SHORT]
+    )
     assert single.exit_code == 0, single.output
     done = torchrun(tiny_llama, tmp_path / "ranks")
     assert done.returncode == 0, done.stderr
@@ -56,15 +71,21 @@ def test_two_ranks_match_one_process(tiny_llama: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(two.positions(), one.positions())
     for point in one.points:
         for metric in one.metrics:
-            np.testing.assert_allclose(two.metric(point, metric), one.metric(point, metric),
-                                       rtol=1e-5, atol=1e-6, err_msg=f"{point}/{metric}")
+            np.testing.assert_allclose(
+                two.metric(point, metric),
+                one.metric(point, metric),
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"{point}/{metric}",
+            )
     assert (tmp_path / "ranks" / "tokenizer" / "tokenizer.json").exists()
 
 
 def test_error_on_rank_zero_stops_every_rank(tiny_llama: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out", str(out), *SHORT,
-                                "--seq-len", "16"])
+    first = runner.invoke(
+        app, ["collect", "--model", str(tiny_llama), "--out", str(out), *SHORT, "--seq-len", "16"]
+    )
     assert first.exit_code == 0, first.output
     refused = torchrun(tiny_llama, out)  # times out (fails) if rank 1 waits forever
     assert refused.returncode != 0

@@ -21,8 +21,9 @@ def test_pareto_sample_is_plausible() -> None:
 
 def test_clearly_curved_tail_is_rejected() -> None:
     rng = np.random.default_rng(1)
-    result = fit_power_law(rng.exponential(1, 2000), min_tail=1000, bootstrap=50, seed=2,
-                           compare=False)
+    result = fit_power_law(
+        rng.exponential(1, 2000), min_tail=1000, bootstrap=50, seed=2, compare=False
+    )
     assert result.p_value is not None and result.p_value < 0.05
 
 
@@ -51,6 +52,7 @@ def test_p_value_is_roughly_uniform_under_the_null() -> None:
 
 @pytest.mark.parametrize("replicates", [0])
 def test_no_bootstrap_means_no_p_value(replicates: int) -> None:
-    result = fit_power_law(np.random.default_rng(4).pareto(1.5, 200) + 1, bootstrap=replicates,
-                           compare=False)
+    result = fit_power_law(
+        np.random.default_rng(4).pareto(1.5, 200) + 1, bootstrap=replicates, compare=False
+    )
     assert result.p_value is None and result.alpha_ci is None and result.xmin_ci is None

@@ -10,12 +10,15 @@ import pytest
 from zipfstage.fitting import fit_power_law
 
 
-@pytest.mark.parametrize(("values", "status"), [
-    ([], "too_few"),
-    ([1.0, 2.0], "too_few"),
-    ([np.nan, np.inf, -1.0, 0.0, 2.0, 3.0], "too_few"),
-    ([4.0] * 20, "failed"),
-])
+@pytest.mark.parametrize(
+    ("values", "status"),
+    [
+        ([], "too_few"),
+        ([1.0, 2.0], "too_few"),
+        ([np.nan, np.inf, -1.0, 0.0, 2.0, 3.0], "too_few"),
+        ([4.0] * 20, "failed"),
+    ],
+)
 def test_unfittable_input_reports_status(values: list[float], status: str) -> None:
     result = fit_power_law(np.array(values))
     assert result.status == status
@@ -51,12 +54,33 @@ def test_impossible_constraints_fail_softly() -> None:
 def test_record_has_the_contract_keys() -> None:
     rng = np.random.default_rng(3)
     record = fit_power_law(rng.pareto(1.5, 800) + 1).to_record()
-    for key in ("alpha", "xmin", "xmax", "ks_distance", "n_tail", "n", "n_dropped", "sigma",
-                "alpha_ci", "xmin_ci", "p_value", "slope", "r2", "comparisons", "status",
-                "reason", "flags", "discrete"):
+    for key in (
+        "alpha",
+        "xmin",
+        "xmax",
+        "ks_distance",
+        "n_tail",
+        "n",
+        "n_dropped",
+        "sigma",
+        "alpha_ci",
+        "xmin_ci",
+        "p_value",
+        "slope",
+        "r2",
+        "comparisons",
+        "status",
+        "reason",
+        "flags",
+        "discrete",
+    ):
         assert key in record
-    assert set(record["comparisons"]) == {"lognormal", "exponential", "stretched_exponential",
-                                          "truncated_power_law"}
+    assert set(record["comparisons"]) == {
+        "lognormal",
+        "exponential",
+        "stretched_exponential",
+        "truncated_power_law",
+    }
     assert record["p_value"] is None and record["alpha_ci"] is None
     assert record["sigma"] == pytest.approx((record["alpha"] - 1) / np.sqrt(record["n_tail"]))
     assert record["slope"] < 0 and 0 < record["r2"] <= 1

@@ -45,8 +45,9 @@ def assert_same(x: np.ndarray) -> None:
     assert ours.ks_distance == pytest.approx(ref.D, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", ["pareto", "steep_pareto", "lognormal", "exponential",
-                                  "body_tail", "student_t"])
+@pytest.mark.parametrize(
+    "name", ["pareto", "steep_pareto", "lognormal", "exponential", "body_tail", "student_t"]
+)
 def test_matches_powerlaw_on_synthetic_data(name: str) -> None:
     assert_same(synthetic(name))
 
@@ -90,8 +91,9 @@ def test_scan_alpha_is_the_mle_of_every_candidate() -> None:
     for i in (0, 100, 400):
         xmin = result.scan.xmin[i]
         tail = x[x >= xmin]
-        assert result.scan.alpha[i] == pytest.approx(1 + tail.size / np.log(tail / xmin).sum(),
-                                                     rel=1e-9)
+        assert result.scan.alpha[i] == pytest.approx(
+            1 + tail.size / np.log(tail / xmin).sum(), rel=1e-9
+        )
 
 
 def test_fixed_xmin_and_min_tail() -> None:

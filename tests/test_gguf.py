@@ -18,8 +18,19 @@ from zipfstage.store import open_store
 
 runner = CliRunner()
 SENTENCE = "The quick brown fox: def f(x):\n\treturn x ** 2  # squares, 3.14!"
-COLLECT = ["--data", "pydoc", "--max-tokens", "256", "--seq-len", "32", "--batch-size", "4",
-           "--channels", "4", "-q"]
+COLLECT = [
+    "--data",
+    "pydoc",
+    "--max-tokens",
+    "256",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "4",
+    "--channels",
+    "4",
+    "-q",
+]
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +43,14 @@ def test_factory_writes_llama_cpp_layout(tiny_llama_gguf: Path) -> None:
     """Names, F32 types and llama metadata in the file are what llama.cpp's converter writes."""
     reader = GGUFReader(tiny_llama_gguf)
     names = {t.name for t in reader.tensors}
-    assert {"token_embd.weight", "output_norm.weight", "output.weight", "blk.3.attn_q.weight",
-            "blk.0.ffn_down.weight", "blk.2.ffn_norm.weight"} <= names
+    assert {
+        "token_embd.weight",
+        "output_norm.weight",
+        "output.weight",
+        "blk.3.attn_q.weight",
+        "blk.0.ffn_down.weight",
+        "blk.2.ffn_norm.weight",
+    } <= names
     assert len(names) == 3 + 4 * 9
     assert {t.tensor_type.name for t in reader.tensors} == {"F32"}
     field = reader.fields["llama.attention.head_count_kv"]
@@ -68,8 +85,9 @@ def test_gguf_loads_and_matches_source(tiny_llama_gguf: Path, tiny_llama: Path) 
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
 
 
-def test_collect_from_gguf_matches_collect_from_folder(tiny_llama_gguf: Path, tiny_llama: Path,
-                                                       tmp_path: Path) -> None:
+def test_collect_from_gguf_matches_collect_from_folder(
+    tiny_llama_gguf: Path, tiny_llama: Path, tmp_path: Path
+) -> None:
     """`collect --model x.gguf` writes a complete store equal to the HF folder's run."""
     stores = {}
     for label, model in (("gguf", tiny_llama_gguf), ("hf", tiny_llama)):

@@ -24,11 +24,39 @@ from zipfstage.store import open_store
 
 runner = CliRunner()
 # 125 batches of few arrays: long enough to kill mid-run, quick to write on a 2-core machine
-LONG = ["--data", "pydoc", "--max-tokens", "16000", "--seq-len", "32", "--batch-size", "4",
-        "--points", "embed,last", "--metrics", "rms,channel_wise", "--channels", "4", "-q"]
+LONG = [
+    "--data",
+    "pydoc",
+    "--max-tokens",
+    "16000",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "4",
+    "--points",
+    "embed,last",
+    "--metrics",
+    "rms,channel_wise",
+    "--channels",
+    "4",
+    "-q",
+]
 # every metric at three points, one chunk per batch each
-SHORT = ["--data", "pydoc", "--max-tokens", "1280", "--seq-len", "32", "--batch-size", "4",
-         "--points", "embed,layer_1,last", "--channels", "4", "-q"]
+SHORT = [
+    "--data",
+    "pydoc",
+    "--max-tokens",
+    "1280",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "4",
+    "--points",
+    "embed,layer_1,last",
+    "--channels",
+    "4",
+    "-q",
+]
 
 
 @pytest.fixture
@@ -49,8 +77,9 @@ def long_reference(
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out", str(out),
-                                     *LONG])
+        result = runner.invoke(
+            app, ["collect", "--model", str(tiny_llama), "--out", str(out), *LONG]
+        )
     finally:
         torch.set_num_threads(before)
     assert result.exit_code == 0, result.output
@@ -58,8 +87,18 @@ def long_reference(
 
 
 def spawn_cli(model: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "zipfstage", "collect", "--model", str(model),
-               "--out", str(out), *LONG, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "zipfstage",
+        "collect",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        *LONG,
+        *extra,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -115,19 +154,32 @@ def test_bad_device_options_exit_2_without_store(
     if "--gpus" in args and "x" not in args[1] and torch.cuda.device_count() >= 2:
         pytest.skip("GPUs are visible here")
     out = tmp_path / "out"
-    result = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out", str(out),
-                                 *SHORT, *args])
+    result = runner.invoke(
+        app, ["collect", "--model", str(tiny_llama), "--out", str(out), *SHORT, *args]
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not out.exists()
 
 
 def test_two_cpu_workers_match_one_process(tiny_llama: Path, tmp_path: Path) -> None:
-    single = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out",
-                                 str(tmp_path / "one"), *SHORT])
+    single = runner.invoke(
+        app, ["collect", "--model", str(tiny_llama), "--out", str(tmp_path / "one"), *SHORT]
+    )
     assert single.exit_code == 0, single.output
-    double = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out",
-                                 str(tmp_path / "two"), *SHORT, "--devices", "cpu,cpu"])
+    double = runner.invoke(
+        app,
+        [
+            "collect",
+            "--model",
+            str(tiny_llama),
+            "--out",
+            str(tmp_path / "two"),
+            *SHORT,
+            "--devices",
+            "cpu,cpu",
+        ],
+    )
     assert double.exit_code == 0, double.output
     one, two = open_store(tmp_path / "one"), open_store(tmp_path / "two")
     assert two.complete and two.n_tokens == one.n_tokens == 1280
@@ -137,17 +189,34 @@ def test_two_cpu_workers_match_one_process(tiny_llama: Path, tmp_path: Path) -> 
     for point in one.points:
         for metric in one.metrics:
             # the parent may use more threads than each worker: equal up to reduction order
-            np.testing.assert_allclose(two.metric(point, metric), one.metric(point, metric),
-                                       rtol=1e-5, atol=1e-6, err_msg=f"{point}/{metric}")
+            np.testing.assert_allclose(
+                two.metric(point, metric),
+                one.metric(point, metric),
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"{point}/{metric}",
+            )
     assert (tmp_path / "two" / "tokenizer" / "tokenizer.json").exists()
 
 
 def test_shard_model_on_cpu_matches(tiny_llama: Path, tmp_path: Path, one_thread: None) -> None:
-    plain = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out",
-                                str(tmp_path / "plain"), *SHORT])
-    sharded = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out",
-                                  str(tmp_path / "sharded"), *SHORT, "--shard-model",
-                                  "--devices", "cpu"])
+    plain = runner.invoke(
+        app, ["collect", "--model", str(tiny_llama), "--out", str(tmp_path / "plain"), *SHORT]
+    )
+    sharded = runner.invoke(
+        app,
+        [
+            "collect",
+            "--model",
+            str(tiny_llama),
+            "--out",
+            str(tmp_path / "sharded"),
+            *SHORT,
+            "--shard-model",
+            "--devices",
+            "cpu",
+        ],
+    )
     assert plain.exit_code == 0 and sharded.exit_code == 0, sharded.output
     assert_same_as(all_arrays(tmp_path / "plain"), tmp_path / "sharded")
 
@@ -190,7 +259,18 @@ def test_dead_worker_stops_run_and_store_resumes_on_three(
     assert not alive, "the other worker was left running"
     assert not open_store(out).complete
 
-    resumed = runner.invoke(app, ["collect", "--model", str(tiny_llama), "--out", str(out), *LONG,
-                                  "--devices", "cpu,cpu,cpu"])
+    resumed = runner.invoke(
+        app,
+        [
+            "collect",
+            "--model",
+            str(tiny_llama),
+            "--out",
+            str(out),
+            *LONG,
+            "--devices",
+            "cpu,cpu,cpu",
+        ],
+    )
     assert resumed.exit_code == 0, resumed.output
     assert_same_as(long_reference, out)

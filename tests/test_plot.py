@@ -37,8 +37,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def expected_figures(ext: str, points: tuple[str, ...] = POINTS,
-                     metrics: tuple[str, ...] = SCALARS) -> set[str]:
+def expected_figures(
+    ext: str, points: tuple[str, ...] = POINTS, metrics: tuple[str, ...] = SCALARS
+) -> set[str]:
     names = {f"alpha_dashboard.{ext}", f"slope_dashboard.{ext}", f"channel_heatmap.{ext}"}
     for metric in metrics:
         names.add(f"multi_layer/{metric}.{ext}")
@@ -80,17 +81,33 @@ def test_plot_writes_every_figure_as_valid_png(run_dir: Path) -> None:
         assert_valid(path)
 
 
-@pytest.mark.parametrize(("fmt", "exts"), [("pdf", ("pdf",)), ("svg", ("svg",)),
-                                           ("both", ("png", "pdf"))])
+@pytest.mark.parametrize(
+    ("fmt", "exts"), [("pdf", ("pdf",)), ("svg", ("svg",)), ("both", ("png", "pdf"))]
+)
 def test_plot_formats(tmp_path: Path, fmt: str, exts: tuple[str, ...]) -> None:
     make_synthetic_store(tmp_path, n_batches=1, batch_size=2, seq_len=128)
     write_synthetic_fits(tmp_path)
-    result = runner.invoke(app, ["plot", "--out", str(tmp_path), "--format", fmt, "--dpi", "40",
-                                 "--points", "embed", "--metrics", "rms,channel_wise"])
+    result = runner.invoke(
+        app,
+        [
+            "plot",
+            "--out",
+            str(tmp_path),
+            "--format",
+            fmt,
+            "--dpi",
+            "40",
+            "--points",
+            "embed",
+            "--metrics",
+            "rms,channel_wise",
+        ],
+    )
     assert result.exit_code == 0, result.output
     plots = tmp_path / "plots"
     assert written(plots) == set().union(
-        *(expected_figures(ext, ("embed",), ("rms",)) for ext in exts))
+        *(expected_figures(ext, ("embed",), ("rms",)) for ext in exts)
+    )
     for path in plots.rglob("*.*"):
         assert_valid(path)
 
@@ -132,18 +149,27 @@ def test_tail_models_match_closed_forms() -> None:
     lognormal = stats.lognorm(s=0.8, scale=np.exp(0.3))
     np.testing.assert_allclose(
         alternative_ccdf("lognormal", {"mu": 0.3, "sigma": 0.8}, x, xmin),
-        lognormal.sf(x) / lognormal.sf(xmin), rtol=1e-9)
-    np.testing.assert_allclose(alternative_ccdf("exponential", {"lambda": 0.1}, x, xmin),
-                               np.exp(-0.1 * (x - xmin)), rtol=1e-9)
+        lognormal.sf(x) / lognormal.sf(xmin),
+        rtol=1e-9,
+    )
+    np.testing.assert_allclose(
+        alternative_ccdf("exponential", {"lambda": 0.1}, x, xmin),
+        np.exp(-0.1 * (x - xmin)),
+        rtol=1e-9,
+    )
     np.testing.assert_allclose(
         alternative_ccdf("stretched_exponential", {"lambda": 0.2, "beta": 0.6}, x, xmin),
-        np.exp((0.2 * xmin) ** 0.6 - (0.2 * x) ** 0.6), rtol=1e-9)
+        np.exp((0.2 * xmin) ** 0.6 - (0.2 * x) ** 0.6),
+        rtol=1e-9,
+    )
     # alpha = 2: Gamma(-1, z) = E_2(z) / z
     lam = 0.05
     gamma = special.expn(2, lam * x) / (lam * x)
     np.testing.assert_allclose(
         alternative_ccdf("truncated_power_law", {"alpha": 2.0, "lambda": lam}, x, xmin),
-        gamma / gamma[0], rtol=1e-6)
+        gamma / gamma[0],
+        rtol=1e-6,
+    )
 
 
 def _line(ax, prefix: str):  # type: ignore[no-untyped-def]

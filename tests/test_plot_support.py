@@ -41,26 +41,52 @@ def quick_fit(
     log_tail = np.log(tail)
     shape, _, scale = stats.weibull_min.fit(tail, floc=0)
     record = {
-        "status": "ok", "reason": None, "flags": [], "discrete": False,
-        "alpha": alpha, "xmin": xmin, "xmax": float(data[-1]),
-        "ks_distance": scan_ks[best], "n_tail": len(tail), "n": len(data),
-        "n_dropped": int(len(raw) - len(data)), "sigma": sigma,
-        "alpha_ci": [alpha - 1.96 * sigma, alpha + 1.96 * sigma], "xmin_ci": None,
-        "p_value": None, "slope": float(fit.slope), "intercept": float(fit.intercept),
-        "r2": float(fit.rvalue ** 2),
+        "status": "ok",
+        "reason": None,
+        "flags": [],
+        "discrete": False,
+        "alpha": alpha,
+        "xmin": xmin,
+        "xmax": float(data[-1]),
+        "ks_distance": scan_ks[best],
+        "n_tail": len(tail),
+        "n": len(data),
+        "n_dropped": int(len(raw) - len(data)),
+        "sigma": sigma,
+        "alpha_ci": [alpha - 1.96 * sigma, alpha + 1.96 * sigma],
+        "xmin_ci": None,
+        "p_value": None,
+        "slope": float(fit.slope),
+        "intercept": float(fit.intercept),
+        "r2": float(fit.rvalue**2),
         "comparisons": {
-            "lognormal": {"R": 1.8, "p": 0.07,
-                          "params": {"mu": float(log_tail.mean()), "sigma": float(log_tail.std())}},
-            "exponential": {"R": 25.0, "p": 0.001,
-                            "params": {"lambda": float(1 / np.mean(tail - xmin))}},
-            "stretched_exponential": {"R": 0.9, "p": 0.4,
-                                      "params": {"lambda": float(1 / scale), "beta": float(shape)}},
-            "truncated_power_law": {"R": -0.6, "p": 0.27,
-                                    "params": {"alpha": alpha - 0.05, "lambda": 1e-3 / xmin}},
+            "lognormal": {
+                "R": 1.8,
+                "p": 0.07,
+                "params": {"mu": float(log_tail.mean()), "sigma": float(log_tail.std())},
+            },
+            "exponential": {
+                "R": 25.0,
+                "p": 0.001,
+                "params": {"lambda": float(1 / np.mean(tail - xmin))},
+            },
+            "stretched_exponential": {
+                "R": 0.9,
+                "p": 0.4,
+                "params": {"lambda": float(1 / scale), "beta": float(shape)},
+            },
+            "truncated_power_law": {
+                "R": -0.6,
+                "p": 0.27,
+                "params": {"alpha": alpha - 0.05, "lambda": 1e-3 / xmin},
+            },
         },
     }
-    curves = {"scan_xmin": scan_xmin, "scan_ks": np.array(scan_ks),
-              "scan_alpha": np.array(scan_alpha)}
+    curves = {
+        "scan_xmin": scan_xmin,
+        "scan_ks": np.array(scan_ks),
+        "scan_alpha": np.array(scan_alpha),
+    }
     return record, curves
 
 
@@ -84,9 +110,16 @@ def write_synthetic_fits(
                 continue
             record, curves = quick_fit(values)
             if (point, metric) == failed:
-                record = {"status": "failed", "reason": FAILED_REASON, "n": len(values),
-                          "alpha": None, "xmin": None, "slope": record["slope"],
-                          "r2": record["r2"], "comparisons": {}}
+                record = {
+                    "status": "failed",
+                    "reason": FAILED_REASON,
+                    "n": len(values),
+                    "alpha": None,
+                    "xmin": None,
+                    "slope": record["slope"],
+                    "r2": record["r2"],
+                    "comparisons": {},
+                }
                 curves = {}
             elif bootstrap and p_index == 0 and metric == "rms":
                 draws = record["alpha"] + record["sigma"] * rng.standard_normal(200)
@@ -95,8 +128,11 @@ def write_synthetic_fits(
                 record["p_value"] = 0.42
             elif p_index == 1 and metric == "rms":
                 record["p_value"] = 0.03
-                record["comparisons"]["lognormal"] = {**record["comparisons"]["lognormal"],
-                                                      "R": -3.2, "p": 0.01}
+                record["comparisons"]["lognormal"] = {
+                    **record["comparisons"]["lognormal"],
+                    "R": -3.2,
+                    "p": 0.01,
+                }
             write_fit(out_dir, point, metric, record, "test", curves)
             written.setdefault(point, {})[metric] = record
     return written

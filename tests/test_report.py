@@ -100,8 +100,7 @@ def test_report_html_is_valid_self_contained_and_complete(report_dir: Path) -> N
     assert html.startswith("<!DOCTYPE html>")
     page = parse(report_dir / "report.html")
     body = page.rows["fit-table"][1:]  # first row is the header
-    assert sorted((r[0], r[1]) for r in body) == sorted(
-        (p, m) for p in POINTS for m in SCALARS)
+    assert sorted((r[0], r[1]) for r in body) == sorted((p, m) for p in POINTS for m in SCALARS)
     channel_rows = page.rows["channel-table"][1:]
     reader = open_store(report_dir)
     assert len(channel_rows) == len(POINTS) * len(reader.channel_indices)
@@ -143,7 +142,7 @@ def test_tail_tokens_are_the_largest_values_with_their_positions(report_dir: Pat
     top = np.argsort(values)[::-1][:7]
     rows = parse(report_dir / "report.html").rows
     text = (report_dir / "report.html").read_text(encoding="utf-8")
-    section = text[text.index("id='tails'"):]
+    section = text[text.index("id='tails'") :]
     assert "max_abs" in section and "at position 0" in section
     for row in top:
         assert f"<td class='num'>{reader.positions()[row]}</td>" in section
@@ -165,8 +164,9 @@ def test_report_decodes_tokens_with_the_saved_tokenizer(
     make_synthetic_store(tmp_path, n_batches=1, batch_size=2, seq_len=64)
     write_synthetic_fits(tmp_path)
     shutil.copytree(tokenizer_dir, tokenizer_path(tmp_path))
-    result = runner.invoke(app, ["report", "--out", str(tmp_path), "--top-tokens", "3",
-                                 "--tail-metric", "rms"])
+    result = runner.invoke(
+        app, ["report", "--out", str(tmp_path), "--top-tokens", "3", "--tail-metric", "rms"]
+    )
     assert result.exit_code == 0, result.output
     from transformers import AutoTokenizer
 
@@ -188,13 +188,20 @@ def test_unknown_tail_metric_falls_back_with_a_note(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", "--out", str(tmp_path), "--tail-metric", "nope"])
     assert result.exit_code == 0, result.output
     assert "tail metric 'nope' is not in the store; showing 'max_abs'" in (
-        tmp_path / "report.md").read_text(encoding="utf-8")
+        tmp_path / "report.md"
+    ).read_text(encoding="utf-8")
 
 
 def _fit(p: float | None, comparisons: dict[str, tuple[float, float]] | None = None) -> Fit:
-    return Fit(point="x", metric="m", status="ok", alpha=2.2, xmin=1.0, p_value=p,
-               comparisons={k: Comparison(k, r, q, {}) for k, (r, q) in
-                            (comparisons or {}).items()})
+    return Fit(
+        point="x",
+        metric="m",
+        status="ok",
+        alpha=2.2,
+        xmin=1.0,
+        p_value=p,
+        comparisons={k: Comparison(k, r, q, {}) for k, (r, q) in (comparisons or {}).items()},
+    )
 
 
 def test_verdict_rules() -> None:
@@ -204,13 +211,15 @@ def test_verdict_rules() -> None:
     assert clauset_verdict(Fit("x", "m", "failed", reason="why")).text == "no fit: why"
     both = {"lognormal": (-1.0, 0.05), "exponential": (-3.0, 0.5)}
     assert alternatives_verdict(_fit(0.5, both)).text.startswith(
-        "exponential favoured, not significant")
+        "exponential favoured, not significant"
+    )
     assert alternatives_verdict(_fit(0.5, {"lognormal": (-1.0, 0.05)})).kind == "alternative"
     won = {"lognormal": (2.0, 0.01), "exponential": (9.0, 0.001)}
     assert alternatives_verdict(_fit(0.5, won)).kind == "power-law"
     mixed = {"lognormal": (0.5, 0.6), "exponential": (9.0, 0.001)}
     assert alternatives_verdict(_fit(0.5, mixed)).text == (
-        "power law favoured; significant only vs exponential")
+        "power law favoured; significant only vs exponential"
+    )
 
 
 CHROMIUM = shutil.which("chromium")
@@ -222,23 +231,38 @@ document.body.setAttribute("data-sorted", Array.from(table.tBodies[0].rows).map(
 </script></body>"""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package "
-                    "`chromium`); CI does not install it")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (Debian package `chromium`); CI does not install it",
+)
 def test_report_opens_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
     page = tmp_path / "probe.html"
     html = (report_dir / "report.html").read_text(encoding="utf-8")
     page.write_text(html.replace("</body>", SORT_PROBE), encoding="utf-8")
     command = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
-        "--v=0", "--dump-dom", page.as_uri(),
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "fit-table" in done.stdout and "data:image/png;base64," in done.stdout
-    console_errors = [line for line in done.stderr.splitlines()
-                      if "CONSOLE" in line and ("Uncaught" in line or "Error" in line)]
+    console_errors = [
+        line
+        for line in done.stderr.splitlines()
+        if "CONSOLE" in line and ("Uncaught" in line or "Error" in line)
+    ]
     assert not console_errors, console_errors
     sorted_attr = re.search(r'data-sorted="([^"]*)"', done.stdout)
     assert sorted_attr is not None, "the sort script did not run"

@@ -38,7 +38,9 @@ def run_demo(
 
     console = console or Console(stderr=True)
     settings = Settings.load(
-        config, out=out, collect={**DEMO_OVERRIDES, "max_tokens": max_tokens},
+        config,
+        out=out,
+        collect={**DEMO_OVERRIDES, "max_tokens": max_tokens},
         fit={"bootstrap": bootstrap},
     )
     seconds: dict[str, float] = {}
@@ -54,9 +56,17 @@ def run_demo(
 
     started = stage("fit", 2)
     fit = settings.fit
-    summary = run_fits(settings.out, max_samples=fit.max_samples, bootstrap=fit.bootstrap,
-                       points=fit.points, metrics=fit.metrics, workers=fit.workers,
-                       seed=fit.seed, min_tail=fit.min_tail, skip_positions=fit.skip_positions)
+    summary = run_fits(
+        settings.out,
+        max_samples=fit.max_samples,
+        bootstrap=fit.bootstrap,
+        points=fit.points,
+        metrics=fit.metrics,
+        workers=fit.workers,
+        seed=fit.seed,
+        min_tail=fit.min_tail,
+        skip_positions=fit.skip_positions,
+    )
     seconds["fit"] = time.perf_counter() - started
     console.print(f"{summary.n_fits} fits ({summary.n_not_ok} not ok) -> {summary.fits_json}")
 

@@ -160,12 +160,19 @@ def _collect(
         with stop_requests() as stop_requested, ExitStack() as shown:
             bar: Advance | None = None
             if session is not None:
-                bar = shown.enter_context(progress_bar(
-                    f"collect ({ranks.world_size} ranks)", session.total_tokens, "tok",
-                    session.done_tokens, quiet=quiet))
+                bar = shown.enter_context(
+                    progress_bar(
+                        f"collect ({ranks.world_size} ranks)",
+                        session.total_tokens,
+                        "tok",
+                        session.done_tokens,
+                        quiet=quiet,
+                    )
+                )
             advance = _shared_advance(bar, baseline)
-            n_batches = collect_batches(run, writer, advance, stop_requested,
-                                        assigned=share.__contains__)
+            n_batches = collect_batches(
+                run, writer, advance, stop_requested, assigned=share.__contains__
+            )
             results = _gather(n_batches)
             advance(0)  # the other ranks' last tokens
         stopped = any(n is None for n in results)

@@ -78,8 +78,9 @@ def run_parallel(
                 return session
             writer = StoreWriter(session.path)
             pool.start(pending_batches(writer))
-            with progress_bar("collect", session.total_tokens, "tok", session.done_tokens,
-                              quiet=quiet) as advance:
+            with progress_bar(
+                "collect", session.total_tokens, "tok", session.done_tokens, quiet=quiet
+            ) as advance:
                 n_batches = pool.supervise(advance, stop_requested)
             new_tokens = int(writer.committed().sum()) - session.done_tokens
             return session.finish(n_batches, new_tokens)
@@ -103,7 +104,9 @@ class WorkerPool:
         self.stop = ctx.Event()
         self.processes = [
             ctx.Process(
-                target=worker_main, name=f"zipfstage-collect-{i}", daemon=True,
+                target=worker_main,
+                name=f"zipfstage-collect-{i}",
+                daemon=True,
                 args=(i, device, settings, out_dir, threads, self.inbox, self.orders[i], self.stop),
             )
             for i, device in enumerate(devices)

@@ -255,9 +255,7 @@ def open_or_create_spec(spec: StoreSpec, out_dir: Path, overwrite: bool) -> dict
                 "to replace it or another --out"
             )
         return existing
-    create_store(
-        path, spec.plan, spec.points, spec.metrics, spec.channel_indices, spec.attributes
-    )
+    create_store(path, spec.plan, spec.points, spec.metrics, spec.channel_indices, spec.attributes)
     return None
 
 
@@ -362,8 +360,11 @@ class Session:
         if n_batches is None:
             update_attributes(self.path, {"collect_seconds": collect_seconds})
             return CollectOutcome(self.path, "stopped", n_tokens, new_tokens, seconds)
-        finalize_store(self.path, n_batches, {"collect_seconds": collect_seconds,
-                                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        finalize_store(
+            self.path,
+            n_batches,
+            {"collect_seconds": collect_seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        )
         return CollectOutcome(self.path, "complete", n_tokens, new_tokens, seconds)
 
 
@@ -422,8 +423,9 @@ def run_single(run: PreparedRun, out_dir: Path, overwrite: bool, quiet: bool) ->
         writer = StoreWriter(session.path)
         with (
             stop_requests() as stop_requested,
-            progress_bar("collect", session.total_tokens, "tok", session.done_tokens,
-                         quiet=quiet) as advance,
+            progress_bar(
+                "collect", session.total_tokens, "tok", session.done_tokens, quiet=quiet
+            ) as advance,
         ):
             n_batches = collect_batches(run, writer, advance, stop_requested)
         new_tokens = int(writer.committed().sum()) - session.done_tokens

@@ -68,10 +68,12 @@ def balanced_map(model: Any, memory: dict[int, int], dtype: torch.dtype) -> Devi
 
     no_split = sorted(getattr(model, "_no_split_modules", None) or [])
     budget: dict[int | str, int | str] = {index: free for index, free in memory.items()}
-    balanced = get_balanced_memory(model, max_memory=budget, no_split_module_classes=no_split,
-                                   dtype=dtype)
-    device_map: DeviceMap = infer_auto_device_map(model, max_memory=balanced,
-                                                  no_split_module_classes=no_split, dtype=dtype)
+    balanced = get_balanced_memory(
+        model, max_memory=budget, no_split_module_classes=no_split, dtype=dtype
+    )
+    device_map: DeviceMap = infer_auto_device_map(
+        model, max_memory=balanced, no_split_module_classes=no_split, dtype=dtype
+    )
     off_gpu = sorted({str(v) for v in device_map.values() if not isinstance(v, int)})
     if off_gpu:
         raise ZipfstageError(

@@ -44,8 +44,10 @@ def collect_command(
     ] = None,
     shard_model: Annotated[
         bool | None,
-        typer.Option("--shard-model/--no-shard-model",
-                     help="Spread one model over the listed devices instead of one per worker."),
+        typer.Option(
+            "--shard-model/--no-shard-model",
+            help="Spread one model over the listed devices instead of one per worker.",
+        ),
     ] = None,
     data: Annotated[str | None, typer.Option("--data", "-d", help=_DATA)] = None,
     subset: Annotated[str | None, typer.Option(help="Dataset configuration name.")] = None,
@@ -78,11 +80,23 @@ def collect_command(
         config,
         out=out,
         collect={
-            "model": model, "revision": revision, "dtype": dtype, "device": device,
-            "devices": device_list, "shard_model": shard_model, "data": data,
-            "subset": subset, "split": split, "text_field": text_field, "max_tokens": max_tokens,
-            "batch_size": batch_size, "seq_len": seq_len, "prepend_bos": prepend_bos,
-            "points": split_csv(points), "metrics": split_csv(metrics), "channels": channels,
+            "model": model,
+            "revision": revision,
+            "dtype": dtype,
+            "device": device,
+            "devices": device_list,
+            "shard_model": shard_model,
+            "data": data,
+            "subset": subset,
+            "split": split,
+            "text_field": text_field,
+            "max_tokens": max_tokens,
+            "batch_size": batch_size,
+            "seq_len": seq_len,
+            "prepend_bos": prepend_bos,
+            "points": split_csv(points),
+            "metrics": split_csv(metrics),
+            "channels": channels,
             "seed": seed,
         },
     )
@@ -92,15 +106,20 @@ def collect_command(
             raise typer.Exit(INTERRUPTED_EXIT_CODE)
         return
     if outcome.status == "already_complete":
-        console.print(f"{outcome.store} is already complete ({outcome.n_tokens:,} tokens); "
-                      "nothing to do")
+        console.print(
+            f"{outcome.store} is already complete ({outcome.n_tokens:,} tokens); nothing to do"
+        )
     elif outcome.status == "stopped":
-        console.print(f"stopped at a batch boundary with {outcome.n_tokens:,} tokens committed; "
-                      "run the same command again to resume")
+        console.print(
+            f"stopped at a batch boundary with {outcome.n_tokens:,} tokens committed; "
+            "run the same command again to resume"
+        )
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
     else:
-        console.print(f"[green]collected[/] {outcome.n_tokens:,} tokens into {outcome.store} "
-                      f"({outcome.tokens_per_second:,.0f} tok/s this session)")
+        console.print(
+            f"[green]collected[/] {outcome.n_tokens:,} tokens into {outcome.store} "
+            f"({outcome.tokens_per_second:,.0f} tok/s this session)"
+        )
 
 
 def parse_devices(devices: str | None, gpus: str | None) -> list[str] | None:

@@ -24,40 +24,76 @@ from zipfstage.fitting.pipeline import run_fits
 def fit_command(
     config: ConfigOption = None,
     out: OutOption = None,
-    max_samples: Annotated[int | None, typer.Option(
-        "--max-samples", help="Seeded random subsample per (point, metric); 0 = all.")] = None,
-    bootstrap: Annotated[int | None, typer.Option(
-        "--bootstrap", help="Bootstrap replicates for the goodness-of-fit p-value.")] = None,
+    max_samples: Annotated[
+        int | None,
+        typer.Option("--max-samples", help="Seeded random subsample per (point, metric); 0 = all."),
+    ] = None,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option("--bootstrap", help="Bootstrap replicates for the goodness-of-fit p-value."),
+    ] = None,
     points: PointsOption = None,
     metrics: MetricsOption = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", help="Worker processes; 0 = one per CPU.")] = None,
-    seed: Annotated[int | None, typer.Option(
-        "--seed", help="Subsample and bootstrap seed.")] = None,
-    skip_positions: Annotated[int | None, typer.Option(
-        "--skip-positions", help="Leave out tokens at sequence positions below this [1]; "
-        "0 keeps the first token (the attention sink).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes; 0 = one per CPU.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Subsample and bootstrap seed.")
+    ] = None,
+    skip_positions: Annotated[
+        int | None,
+        typer.Option(
+            "--skip-positions",
+            help="Leave out tokens at sequence positions below this [1]; "
+            "0 keeps the first token (the attention sink).",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
 ) -> None:
     """Fit power laws (CSN method, comparisons, optional bootstrap) to the collected metrics."""
-    settings = load_settings(config, out, fit={
-        "max_samples": max_samples, "bootstrap": bootstrap, "points": split_csv(points),
-        "metrics": split_csv(metrics), "workers": workers, "seed": seed,
-        "skip_positions": skip_positions,
-    })
+    settings = load_settings(
+        config,
+        out,
+        fit={
+            "max_samples": max_samples,
+            "bootstrap": bootstrap,
+            "points": split_csv(points),
+            "metrics": split_csv(metrics),
+            "workers": workers,
+            "seed": seed,
+            "skip_positions": skip_positions,
+        },
+    )
     fit = settings.fit
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task_id = bar.add_task("fitting", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task_id, completed=done, total=total)
 
-        summary = run_fits(settings.out, max_samples=fit.max_samples, bootstrap=fit.bootstrap,
-                           points=fit.points, metrics=fit.metrics, workers=fit.workers,
-                           seed=fit.seed, min_tail=fit.min_tail,
-                           skip_positions=fit.skip_positions, force=force, progress=progress)
+        summary = run_fits(
+            settings.out,
+            max_samples=fit.max_samples,
+            bootstrap=fit.bootstrap,
+            points=fit.points,
+            metrics=fit.metrics,
+            workers=fit.workers,
+            seed=fit.seed,
+            min_tail=fit.min_tail,
+            skip_positions=fit.skip_positions,
+            force=force,
+            progress=progress,
+        )
     console.print(
         f"fitted {len(summary.fitted)} (point, metric) pairs ({summary.n_fits} fits, "
         f"{summary.n_not_ok} not ok), skipped {len(summary.skipped)} unchanged; "
-        f"summary in {summary.fits_json}", highlight=False)
+        f"summary in {summary.fits_json}",
+        highlight=False,
+    )

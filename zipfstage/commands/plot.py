@@ -33,16 +33,26 @@ def plot_command(
     from zipfstage.plotting import plot_run
 
     settings = load_settings(
-        config, out=out,
-        plot={"format": fmt, "dpi": dpi, "points": split_csv(points),
-              "metrics": split_csv(metrics)},
+        config,
+        out=out,
+        plot={
+            "format": fmt,
+            "dpi": dpi,
+            "points": split_csv(points),
+            "metrics": split_csv(metrics),
+        },
     )
     options = settings.plot
-    result = plot_run(settings.out, fmt=options.format, dpi=options.dpi, points=options.points,
-                      metrics=options.metrics)
+    result = plot_run(
+        settings.out,
+        fmt=options.format,
+        dpi=options.dpi,
+        points=options.points,
+        metrics=options.metrics,
+    )
     for note in result.skipped:
         console.print(f"[yellow]skipped[/] {note}", highlight=False)
     console.print(
-        f"wrote {len(result.written)} figures under {result.directory} "
-        f"in {result.seconds:.1f} s", highlight=False,
+        f"wrote {len(result.written)} figures under {result.directory} in {result.seconds:.1f} s",
+        highlight=False,
     )

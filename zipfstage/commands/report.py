@@ -15,21 +15,28 @@ def report_command(
     out: OutOption = None,
     top_tokens: Annotated[
         int | None,
-        typer.Option("--top-tokens", help="Tokens listed per point as the tail's source [20].",
-                     min=0),
+        typer.Option(
+            "--top-tokens", help="Tokens listed per point as the tail's source [20].", min=0
+        ),
     ] = None,
     tail_metric: Annotated[
         str | None,
-        typer.Option("--tail-metric", help="Metric whose largest values pick those tokens "
-                     "[max_abs]."),
+        typer.Option(
+            "--tail-metric", help="Metric whose largest values pick those tokens [max_abs]."
+        ),
     ] = None,
 ) -> None:
     """Write DIR/report.html and DIR/report.md: the run, every fit and verdict, the figures."""
     from zipfstage.report import build_report
 
-    settings = load_settings(config, out=out,
-                             report={"top_tokens": top_tokens, "tail_metric": tail_metric})
-    result = build_report(settings.out, top_tokens=settings.report.top_tokens,
-                          tail_metric=settings.report.tail_metric)
-    console.print(f"wrote {result.html} and {result.markdown} ({result.n_fits} fits) "
-                  f"in {result.seconds:.1f} s", highlight=False)
+    settings = load_settings(
+        config, out=out, report={"top_tokens": top_tokens, "tail_metric": tail_metric}
+    )
+    result = build_report(
+        settings.out, top_tokens=settings.report.top_tokens, tail_metric=settings.report.tail_metric
+    )
+    console.print(
+        f"wrote {result.html} and {result.markdown} ({result.n_fits} fits) "
+        f"in {result.seconds:.1f} s",
+        highlight=False,
+    )

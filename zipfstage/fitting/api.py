@@ -53,25 +53,43 @@ def fit_power_law(
     prep = prepare(x, xmax=xmax)
     n, dropped = prep.n, prep.n_dropped
     if n < MIN_VALUES:
-        return unfit(STATUS_TOO_FEW, f"{n} positive finite values (need {MIN_VALUES})", n, dropped,
-                     xmax=xmax)
+        return unfit(
+            STATUS_TOO_FEW, f"{n} positive finite values (need {MIN_VALUES})", n, dropped, xmax=xmax
+        )
     if prep.unique.size < 2:
         return unfit(STATUS_FAILED, "all values are equal", n, dropped, xmax=xmax)
     if min_tail and n < min_tail:
-        return unfit(STATUS_TOO_FEW, f"{n} values, fewer than min_tail={min_tail}", n, dropped,
-                     xmax=xmax)
+        return unfit(
+            STATUS_TOO_FEW, f"{n} values, fewer than min_tail={min_tail}", n, dropped, xmax=xmax
+        )
     tail: TailFit | None
     if xmin is not None:
         tail = fixed_tail(prep, float(xmin), xmax)
         if tail is None:
-            return unfit(STATUS_TOO_FEW, f"fewer than 2 distinct values at or above xmin={xmin}",
-                         n, dropped, xmax=xmax)
+            return unfit(
+                STATUS_TOO_FEW,
+                f"fewer than 2 distinct values at or above xmin={xmin}",
+                n,
+                dropped,
+                xmax=xmax,
+            )
     else:
-        tail = scan_tail(prep, xmax=xmax, min_tail=min_tail, alpha_range=alpha_range,
-                         exact_scan=exact_scan, keep_scan=scan)
+        tail = scan_tail(
+            prep,
+            xmax=xmax,
+            min_tail=min_tail,
+            alpha_range=alpha_range,
+            exact_scan=exact_scan,
+            keep_scan=scan,
+        )
         if tail is None:
-            return unfit(STATUS_FAILED, "no candidate xmin gives an allowed alpha and tail size",
-                         n, dropped, xmax=xmax)
+            return unfit(
+                STATUS_FAILED,
+                "no candidate xmin gives an allowed alpha and tail size",
+                n,
+                dropped,
+                xmax=xmax,
+            )
     tail_values = prep.x[tail.k :]
     slope, intercept, r2 = rank_slope(tail_values)
     result = PowerLawFit(
@@ -92,21 +110,29 @@ def fit_power_law(
     )
     if compare:
         if xmax is None:
-            result = result.replace(comparisons=compare_alternatives(tail_values, tail.xmin,
-                                                                     tail.alpha))
+            result = result.replace(
+                comparisons=compare_alternatives(tail_values, tail.xmin, tail.alpha)
+            )
         else:
             result = result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
     if bootstrap > 0:
-        boot = run_bootstrap(prep, tail, bootstrap, seed, xmax=xmax, min_tail=min_tail,
-                             alpha_range=alpha_range)
-        result = result.replace(p_value=boot.p_value, alpha_ci=boot.alpha_ci,
-                                xmin_ci=None if xmin is not None else boot.xmin_ci,
-                                bootstrap_alpha=boot.alphas, bootstrap_xmin=boot.xmins)
+        boot = run_bootstrap(
+            prep, tail, bootstrap, seed, xmax=xmax, min_tail=min_tail, alpha_range=alpha_range
+        )
+        result = result.replace(
+            p_value=boot.p_value,
+            alpha_ci=boot.alpha_ci,
+            xmin_ci=None if xmin is not None else boot.xmin_ci,
+            bootstrap_alpha=boot.alphas,
+            bootstrap_xmin=boot.xmins,
+        )
     return result
 
 
 def _flags(
-    tail: TailFit, values: np.ndarray, alpha_range: tuple[float | None, float | None],
+    tail: TailFit,
+    values: np.ndarray,
+    alpha_range: tuple[float | None, float | None],
     min_tail: int | None,
 ) -> tuple[str, ...]:
     flags = []

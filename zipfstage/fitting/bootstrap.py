@@ -58,13 +58,16 @@ def bootstrap(
     distances = np.full(replicates, np.nan)
     for i in range(replicates):
         n_tail = int(rng.binomial(n, fit.n_tail / n)) if body.size else n
-        synthetic = np.concatenate([
-            rng.choice(body, size=n - n_tail, replace=True) if n_tail < n else body[:0],
-            power_law_sample(rng, n_tail, fit.alpha, fit.xmin, xmax),
-        ])
+        synthetic = np.concatenate(
+            [
+                rng.choice(body, size=n - n_tail, replace=True) if n_tail < n else body[:0],
+                power_law_sample(rng, n_tail, fit.alpha, fit.xmin, xmax),
+            ]
+        )
         synthetic.sort()
-        refit = scan_tail(from_sorted(synthetic), xmax=xmax, min_tail=min_tail,
-                          alpha_range=alpha_range)
+        refit = scan_tail(
+            from_sorted(synthetic), xmax=xmax, min_tail=min_tail, alpha_range=alpha_range
+        )
         if refit is not None:
             alphas[i], xmins[i], distances[i] = refit.alpha, refit.xmin, refit.ks
     done = np.isfinite(distances)
@@ -75,5 +78,11 @@ def bootstrap(
     p_value = float(np.mean(distances[done] >= fit.ks))
     a_lo, a_hi = np.percentile(alphas[done], tails)
     x_lo, x_hi = np.percentile(xmins[done], tails)
-    return BootstrapResult(p_value, (float(a_lo), float(a_hi)), (float(x_lo), float(x_hi)),
-                           alphas, xmins, int((~done).sum()))
+    return BootstrapResult(
+        p_value,
+        (float(a_lo), float(a_hi)),
+        (float(x_lo), float(x_hi)),
+        alphas,
+        xmins,
+        int((~done).sum()),
+    )

@@ -90,11 +90,18 @@ def _lognormal(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha: float) -> L
 
     start = np.array([np.mean(log_y), np.log(max(np.std(log_y), 1e-3))])
     # near a power law the MLE runs off to mu -> -inf, sigma -> inf, where R -> 0
-    res = optimize.minimize(nll, start, method="Nelder-Mead",
-                            options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 800})
+    res = optimize.minimize(
+        nll, start, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 800}
+    )
     mu_y, s = float(res.x[0]), float(np.exp(res.x[1]))
-    ll = (-log_y - np.log(xmin) - np.log(s) - 0.5 * np.log(2 * np.pi)
-          - (log_y - mu_y) ** 2 / (2 * s * s) - special.log_ndtr(mu_y / s))
+    ll = (
+        -log_y
+        - np.log(xmin)
+        - np.log(s)
+        - 0.5 * np.log(2 * np.pi)
+        - (log_y - mu_y) ** 2 / (2 * s * s)
+        - special.log_ndtr(mu_y / s)
+    )
     return ll, {"mu": mu_y + float(np.log(xmin)), "sigma": s}
 
 
@@ -115,8 +122,12 @@ def _stretched_exponential(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha:
     for beta0 in (1.0, 0.3):
         lam0 = 1.0 / np.mean(y)
         start = np.log([beta0 * lam0**beta0, beta0])
-        res = optimize.minimize(nll, start, method="Nelder-Mead",
-                                options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 2000})
+        res = optimize.minimize(
+            nll,
+            start,
+            method="Nelder-Mead",
+            options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 2000},
+        )
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None
@@ -132,8 +143,14 @@ def _tpl_log_norm(a: float, lam: float) -> float:
         return float(-np.log(a - 1.0)) if a > 1.0 else np.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        value, _ = integrate.quad(lambda v: np.exp(-a * np.log1p(v) - lam * v), 0.0, np.inf,
-                                  epsabs=0.0, epsrel=1e-10, limit=200)
+        value, _ = integrate.quad(
+            lambda v: np.exp(-a * np.log1p(v) - lam * v),
+            0.0,
+            np.inf,
+            epsabs=0.0,
+            epsrel=1e-10,
+            limit=200,
+        )
     return float(-lam + np.log(value))
 
 
@@ -148,8 +165,12 @@ def _truncated_power_law(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha: f
 
     best = None
     for lam0 in (1e-3 / np.mean(y), 1.0 / np.mean(y)):
-        res = optimize.minimize(nll, np.array([alpha, np.log(lam0)]), method="Nelder-Mead",
-                                options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 400})
+        res = optimize.minimize(
+            nll,
+            np.array([alpha, np.log(lam0)]),
+            method="Nelder-Mead",
+            options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 400},
+        )
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None

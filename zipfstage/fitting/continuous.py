@@ -65,8 +65,9 @@ def truncated_beta(mean_log: np.ndarray, log_r: np.ndarray) -> np.ndarray:
         exact = 1.0 / safe - 1.0 / np.expm1(safe)
         return np.where(small, 0.5 - z / 12.0, exact) - t
 
-    res = elementwise.find_root(q, (np.full_like(target, -700.0), np.full_like(target, 700.0)),
-                                args=(target,))
+    res = elementwise.find_root(
+        q, (np.full_like(target, -700.0), np.full_like(target, 700.0)), args=(target,)
+    )
     return np.asarray(res.x) / log_r
 
 
@@ -126,8 +127,9 @@ def tail_alpha_ks(
         log_r = float(np.log(xmax / xmin))
         beta = float(truncated_beta(np.array([mean_log]), np.array([log_r]))[0])
         norm = float(-np.expm1(-beta * log_r))
-    ks, _, _ = ks_one(np.log(prep.unique), prep.first, start, k, prep.n, float(np.log(xmin)),
-                   beta, norm, np.inf)
+    ks, _, _ = ks_one(
+        np.log(prep.unique), prep.first, start, k, prep.n, float(np.log(xmin)), beta, norm, np.inf
+    )
     return beta + 1.0, float(ks)
 
 

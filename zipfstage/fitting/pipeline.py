@@ -75,24 +75,46 @@ def run_fits(
     store = open_store(out_dir)
     store.require_data()
     chosen_points, chosen_metrics = store.select(points or ["all"], metrics or ["all"])
-    settings = {"max_samples": max_samples, "bootstrap": bootstrap, "seed": seed,
-                "min_tail": min_tail, "skip_positions": skip_positions, "version": FIT_VERSION}
+    settings = {
+        "max_samples": max_samples,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "min_tail": min_tail,
+        "skip_positions": skip_positions,
+        "version": FIT_VERSION,
+    }
     summary = FitRunSummary()
     tasks: list[FitTask] = []
     expected: dict[tuple[str, str], int] = {}
     hashes: dict[tuple[str, str], str] = {}
     for point in chosen_points:
         for metric in chosen_metrics:
-            input_hash = stable_hash({"store": store.info.get("config_hash"),
-                                      "n_tokens": store.n_tokens, "point": point,
-                                      "metric": metric, "settings": settings})
+            input_hash = stable_hash(
+                {
+                    "store": store.info.get("config_hash"),
+                    "n_tokens": store.n_tokens,
+                    "point": point,
+                    "metric": metric,
+                    "settings": settings,
+                }
+            )
             if not force and read_input_hash(out_dir, point, metric) == input_hash:
                 summary.skipped.append((point, metric))
                 continue
             hashes[(point, metric)] = input_hash
             values = store.metric(point, metric, skip_positions)
-            new = list(_tasks(values, point, metric, store.channel_indices,
-                              max_samples, bootstrap, seed, min_tail))
+            new = list(
+                _tasks(
+                    values,
+                    point,
+                    metric,
+                    store.channel_indices,
+                    max_samples,
+                    bootstrap,
+                    seed,
+                    min_tail,
+                )
+            )
             expected[(point, metric)] = len(new)
             tasks.extend(new)
     done: dict[tuple[str, str], list[tuple[FitTask, dict[str, Any], dict[str, np.ndarray]]]] = {}
@@ -116,8 +138,14 @@ def run_fits(
 
 
 def _tasks(
-    data: np.ndarray, point: str, metric: str, channels: list[int], max_samples: int,
-    bootstrap: int, seed: int, min_tail: int,
+    data: np.ndarray,
+    point: str,
+    metric: str,
+    channels: list[int],
+    max_samples: int,
+    bootstrap: int,
+    seed: int,
+    min_tail: int,
 ) -> Iterator[FitTask]:
     rng = np.random.default_rng([seed, zlib.crc32(f"{point}/{metric}".encode())])
     rows = data.shape[0]
@@ -127,11 +155,19 @@ def _tasks(
     if metric == CHANNEL_WISE:
         labels = channels if len(channels) == data.shape[1] else list(range(data.shape[1]))
         for j, channel in enumerate(labels):
-            yield FitTask(point, metric, int(channel), np.abs(data[:, j]).astype(np.float64),
-                          bootstrap, seed, min_tail)
+            yield FitTask(
+                point,
+                metric,
+                int(channel),
+                np.abs(data[:, j]).astype(np.float64),
+                bootstrap,
+                seed,
+                min_tail,
+            )
     else:
-        yield FitTask(point, metric, None, np.asarray(data, dtype=np.float64), bootstrap, seed,
-                      min_tail)
+        yield FitTask(
+            point, metric, None, np.asarray(data, dtype=np.float64), bootstrap, seed, min_tail
+        )
 
 
 def _execute(
@@ -152,12 +188,16 @@ def _execute(
 def fit_task(task: FitTask) -> tuple[FitTask, dict[str, Any], dict[str, np.ndarray]]:
     """Fit one task; any failure becomes a record with status "failed", never an exception."""
     try:
-        result = fit_power_law(task.values, min_tail=task.min_tail, bootstrap=task.bootstrap,
-                               seed=task.seed, scan=True)
+        result = fit_power_law(
+            task.values, min_tail=task.min_tail, bootstrap=task.bootstrap, seed=task.seed, scan=True
+        )
         record, curves = result.to_record(), result.curves()
     except Exception as exc:  # a batch of fits must finish: report, do not raise
-        record = {"status": STATUS_FAILED, "reason": f"{type(exc).__name__}: {exc}",
-                  "n": int(task.values.size)}
+        record = {
+            "status": STATUS_FAILED,
+            "reason": f"{type(exc).__name__}: {exc}",
+            "n": int(task.values.size),
+        }
         curves = {}
     if task.channel is not None:
         record["channel"] = task.channel
@@ -165,8 +205,10 @@ def fit_task(task: FitTask) -> tuple[FitTask, dict[str, Any], dict[str, np.ndarr
 
 
 def _store(
-    out_dir: Path, key: tuple[str, str],
-    parts: list[tuple[FitTask, dict[str, Any], dict[str, np.ndarray]]], input_hash: str,
+    out_dir: Path,
+    key: tuple[str, str],
+    parts: list[tuple[FitTask, dict[str, Any], dict[str, np.ndarray]]],
+    input_hash: str,
 ) -> None:
     point, metric = key
     if metric != CHANNEL_WISE:

@@ -116,8 +116,18 @@ class PowerLawFit:
 
 def unfit(status: str, reason: str, n: int, n_dropped: int, **extra: Any) -> PowerLawFit:
     """A result for data that cannot be fitted: every estimate None, the reason said."""
-    return PowerLawFit(alpha=None, xmin=None, ks_distance=None, n_tail=0, n=n, sigma=None,
-                       status=status, reason=reason, n_dropped=n_dropped, **extra)
+    return PowerLawFit(
+        alpha=None,
+        xmin=None,
+        ks_distance=None,
+        n_tail=0,
+        n=n,
+        sigma=None,
+        status=status,
+        reason=reason,
+        n_dropped=n_dropped,
+        **extra,
+    )
 
 
 def _finite(value: Any) -> Any:

@@ -27,8 +27,14 @@ N_WITNESS = 8
 
 @njit(cache=True, nogil=True)
 def deviation(
-    log_u: np.ndarray, first: np.ndarray, j: int, k: int, inv_tail: float, log_xmin: float,
-    beta: float, inv_norm: float,
+    log_u: np.ndarray,
+    first: np.ndarray,
+    j: int,
+    k: int,
+    inv_tail: float,
+    log_xmin: float,
+    beta: float,
+    inv_norm: float,
 ) -> float:
     """|model CDF - empirical CDF| of one candidate at unique value j."""
     t = -np.expm1(-beta * (log_u[j] - log_xmin)) * inv_norm
@@ -37,8 +43,14 @@ def deviation(
 
 @njit(cache=True, nogil=True)
 def peak(
-    log_u: np.ndarray, first: np.ndarray, j: int, k: int, inv_tail: float, log_xmin: float,
-    beta: float, inv_norm: float,
+    log_u: np.ndarray,
+    first: np.ndarray,
+    j: int,
+    k: int,
+    inv_tail: float,
+    log_xmin: float,
+    beta: float,
+    inv_norm: float,
 ) -> int:
     """A point beyond j where the deviation is larger, probed at doubling steps: a witness with a
     margin, so that neighbouring candidates are pruned by it in O(1)."""

@@ -19,13 +19,17 @@ def fit_summary(fit: Fit, alternative: Comparison | None = None) -> str:
         f"xmin = {fmt_number(fit.xmin)}",
         f"n_tail = {fit.n_tail:,}{share}" if fit.n_tail is not None else "n_tail = —",
         f"KS D = {fmt_number(fit.ks_distance)}",
-        f"p = {fmt_number(fit.p_value, 2)} (bootstrap)" if fit.p_value is not None
+        f"p = {fmt_number(fit.p_value, 2)} (bootstrap)"
+        if fit.p_value is not None
         else "p: not computed\n   (run fit --bootstrap N)",
     ]
     if alternative is not None:
         label = ALTERNATIVE_LABELS.get(alternative.name, alternative.name)
-        lines += ["best alternative:", f"   {label}",
-                  f"   R = {fmt_number(alternative.R)}, p = {fmt_number(alternative.p, 2)}"]
+        lines += [
+            "best alternative:",
+            f"   {label}",
+            f"   R = {fmt_number(alternative.R)}, p = {fmt_number(alternative.p, 2)}",
+        ]
     return "\n".join(lines)
 
 
@@ -34,9 +38,18 @@ def note(ax: Axes, text: str, loc: str = "lower left") -> None:
     vertical, horizontal = loc.split()
     x = 0.03 if horizontal == "left" else 0.97
     y = 0.04 if vertical == "lower" else 0.96
-    ax.text(x, y, text, transform=ax.transAxes, ha=horizontal,
-            va="bottom" if vertical == "lower" else "top", fontsize=9, bbox=NOTE_BOX,
-            zorder=10, linespacing=1.35)
+    ax.text(
+        x,
+        y,
+        text,
+        transform=ax.transAxes,
+        ha=horizontal,
+        va="bottom" if vertical == "lower" else "top",
+        fontsize=9,
+        bbox=NOTE_BOX,
+        zorder=10,
+        linespacing=1.35,
+    )
 
 
 def not_fitted(ax: Axes, fit: Fit) -> None:

@@ -31,8 +31,17 @@ def ccdf_figure(sample: SortedSample, fit: Fit) -> Figure:
         fig.suptitle(f"CCDF \u00b7 {fit.point} \u00b7 {fit.metric}", fontweight="bold")
         handles, labels = ax.get_legend_handles_labels()
         side.legend(handles, labels, loc="upper left", borderaxespad=0.0)
-        side.text(0.0, 0.64, summary, transform=side.transAxes, ha="left", va="top",
-                  fontsize=9.5, linespacing=1.45, bbox=style.NOTE_BOX)
+        side.text(
+            0.0,
+            0.64,
+            summary,
+            transform=side.transAxes,
+            ha="left",
+            va="top",
+            fontsize=9.5,
+            linespacing=1.45,
+            bbox=style.NOTE_BOX,
+        )
     return fig
 
 
@@ -43,16 +52,30 @@ def draw_ccdf(ax: Axes, sample: SortedSample, fit: Fit) -> str:
     ax.set_ylabel(CCDF_LABEL)
     if sample.empty:
         return "No data: no positive finite values."
-    ax.plot(sample.values, sample.ccdf, color=style.DATA_COLOR, lw=0, marker=".", ms=2.2,
-            alpha=0.55, label=f"data (N = {sample.n:,})", rasterized=len(sample.values) > 3000)
+    ax.plot(
+        sample.values,
+        sample.ccdf,
+        color=style.DATA_COLOR,
+        lw=0,
+        marker=".",
+        ms=2.2,
+        alpha=0.55,
+        label=f"data (N = {sample.n:,})",
+        rasterized=len(sample.values) > 3000,
+    )
     ax.set_ylim(bottom=0.5 / sample.n, top=1.6)
     if not fit.ok:
         return "No power-law fit drawn:\n" + wrap(fit.why_not, 34)
     assert fit.alpha is not None and fit.xmin is not None
     grid = tail_grid(fit.xmin, float(sample.values[0]))
     share = fit.tail_share
-    ax.plot(grid, share * power_law_ccdf(grid, fit.alpha, fit.xmin), color=style.FIT_COLOR,
-            lw=2.0, label=f"power law, \u03b1 = {style.fmt_fixed(fit.alpha)}")
+    ax.plot(
+        grid,
+        share * power_law_ccdf(grid, fit.alpha, fit.xmin),
+        color=style.FIT_COLOR,
+        lw=2.0,
+        label=f"power law, \u03b1 = {style.fmt_fixed(fit.alpha)}",
+    )
     alternative = best_alternative(fit)
     if alternative is not None:
         try:
@@ -61,8 +84,19 @@ def draw_ccdf(ax: Axes, sample: SortedSample, fit: Fit) -> str:
             curve = None
         if curve is not None and np.any(curve > 0):
             label = ALTERNATIVE_LABELS.get(alternative.name, alternative.name)
-            ax.plot(grid, np.where(curve > 0, curve, np.nan), color=style.ALT_COLOR, lw=1.6,
-                    ls="--", label=f"best alternative:\n{label}")
-    ax.axvline(fit.xmin, color=style.XMIN_COLOR, lw=1.4, ls=":",
-               label=f"xmin = {style.fmt_number(fit.xmin)}")
+            ax.plot(
+                grid,
+                np.where(curve > 0, curve, np.nan),
+                color=style.ALT_COLOR,
+                lw=1.6,
+                ls="--",
+                label=f"best alternative:\n{label}",
+            )
+    ax.axvline(
+        fit.xmin,
+        color=style.XMIN_COLOR,
+        lw=1.4,
+        ls=":",
+        label=f"xmin = {style.fmt_number(fit.xmin)}",
+    )
     return fit_summary(fit, alternative)

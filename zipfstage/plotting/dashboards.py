@@ -14,8 +14,10 @@ from zipfstage.store.layout import CHANNEL_WISE
 
 QUANTITIES = {
     "alpha": ("\u03b1 (power-law exponent)", "Power-law exponent \u03b1 by point and metric"),
-    "slope": ("OLS slope of log value vs log rank",
-              "Rank\u2013frequency slope by point and metric"),
+    "slope": (
+        "OLS slope of log value vs log rank",
+        "Rank\u2013frequency slope by point and metric",
+    ),
 }
 
 
@@ -52,8 +54,15 @@ def dashboard_figure(
     with style.styled():
         fig = style.new_figure((2.4 + 1.25 * len(labels), 1.5 + 0.42 * len(points)))
         ax = fig.add_subplot()
-        heatmap(ax, values, row_labels=points, col_labels=labels, bar_label=bar_label,
-                annotate=True, empty=empty)
+        heatmap(
+            ax,
+            values,
+            row_labels=points,
+            col_labels=labels,
+            bar_label=bar_label,
+            annotate=True,
+            empty=empty,
+        )
         ax.set_title(title)
         ax.set_xlabel("metric")
         ax.set_ylabel("point (shallow → deep)")
@@ -78,8 +87,14 @@ def channel_heatmap_figure(points: list[str], channels: ChannelFits) -> Figure:
     with style.styled():
         fig = style.new_figure((width, 1.6 + 0.38 * len(points)))
         ax = fig.add_subplot()
-        heatmap(ax, values, row_labels=points, col_labels=[str(c) for c in channel_ids],
-                bar_label=bar_label, annotate=annotate)
+        heatmap(
+            ax,
+            values,
+            row_labels=points,
+            col_labels=[str(c) for c in channel_ids],
+            bar_label=bar_label,
+            annotate=annotate,
+        )
         name = "\u03b1" if quantity == "alpha" else "OLS slope"
         ax.set_title(f"Per-channel {name} ({len(channel_ids)} sampled channels)")
         ax.set_xlabel("hidden-state channel index")
@@ -107,8 +122,9 @@ def heatmap(
     # alpha spans 1.5 to hundreds across metrics: a log scale keeps the heavy tails (small alpha)
     # distinguishable instead of letting one steep metric wash out the rest
     norm: Normalize = LogNorm(low, high) if low > 0 and high / low > 10 else Normalize(low, high)
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto",
-                      interpolation="nearest")
+    image = ax.imshow(
+        np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest"
+    )
     ax.set_xticks(range(len(col_labels)), col_labels)
     ax.set_yticks(range(len(row_labels)), row_labels)
     ax.grid(False)
@@ -124,8 +140,22 @@ def heatmap(
         if np.isfinite(value):
             red, green, blue, _ = cmap(norm(value))
             dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.55
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=9,
-                    color="white" if dark else "black")
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if dark else "black",
+            )
         else:
-            ax.text(j, i, (empty or {}).get((i, j), "n/a"), ha="center", va="center", fontsize=8.5,
-                    color=style.MUTED_COLOR)
+            ax.text(
+                j,
+                i,
+                (empty or {}).get((i, j), "n/a"),
+                ha="center",
+                va="center",
+                fontsize=8.5,
+                color=style.MUTED_COLOR,
+            )

@@ -18,8 +18,10 @@ def diagnostics_figure(fit: Fit, curves: dict[str, np.ndarray]) -> Figure:
     n_panels = 2 + len(boot)
     with style.styled():
         rows = 1 + (n_panels > 2)
-        fig = style.new_figure((8.6, 3.6 * rows + 0.2),
-                               style.Margins(top=0.75, wspace=0.32, hspace=0.62 if rows > 1 else 0))
+        fig = style.new_figure(
+            (8.6, 3.6 * rows + 0.2),
+            style.Margins(top=0.75, wspace=0.32, hspace=0.62 if rows > 1 else 0),
+        )
         axes = fig.subplots(rows, 2, squeeze=False).ravel()
         fig.suptitle(f"xmin diagnostics · {fit.point} · {fit.metric}", fontweight="bold")
         scan_x = curves.get("scan_xmin")
@@ -52,11 +54,21 @@ def _scan(
     style.log_axes(ax, y=False)
     ax.plot(x[keep], y[keep], color=style.DATA_COLOR, lw=1.4)
     if fit.xmin is not None:
-        ax.axvline(fit.xmin, color=style.FIT_COLOR, ls="--", lw=1.3,
-                   label=f"chosen xmin = {style.fmt_number(fit.xmin)}")
+        ax.axvline(
+            fit.xmin,
+            color=style.FIT_COLOR,
+            ls="--",
+            lw=1.3,
+            label=f"chosen xmin = {style.fmt_number(fit.xmin)}",
+        )
         if fit.alpha is not None and best is None:
-            ax.axhline(fit.alpha, color=style.MUTED_COLOR, ls=":", lw=1.0,
-                       label=f"fitted \u03b1 = {style.fmt_fixed(fit.alpha)}")
+            ax.axhline(
+                fit.alpha,
+                color=style.MUTED_COLOR,
+                ls=":",
+                lw=1.0,
+                label=f"fitted \u03b1 = {style.fmt_fixed(fit.alpha)}",
+            )
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
 
 

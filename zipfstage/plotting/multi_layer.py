@@ -33,12 +33,15 @@ def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, Fit]])
             if sample.empty:
                 continue
             alpha = f"  (\u03b1 = {style.fmt_fixed(fit.alpha)})" if fit.ok else "  (no fit)"
-            ax.plot(sample.values, sample.ccdf, color=cmap(shade), lw=1.5,
-                    label=f"{point}{alpha}")
+            ax.plot(sample.values, sample.ccdf, color=cmap(shade), lw=1.5, label=f"{point}{alpha}")
             drawn += 1
         if drawn == 0:
             note(ax, "no positive finite values to draw")
         else:
-            ax.legend(title="point (shallow → deep)", loc="center left",
-                      bbox_to_anchor=(1.01, 0.5), ncols=columns)
+            ax.legend(
+                title="point (shallow → deep)",
+                loc="center left",
+                bbox_to_anchor=(1.01, 0.5),
+                ncols=columns,
+            )
     return fig

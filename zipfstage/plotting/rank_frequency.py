@@ -23,16 +23,29 @@ def rank_frequency_figure(sample: SortedSample, fit: Fit) -> Figure:
         if sample.empty:
             note(ax, "no positive finite values to draw")
             return fig
-        ax.plot(sample.ranks, sample.values, color=style.DATA_COLOR, lw=0, marker=".", ms=2.2,
-                alpha=0.55, label=f"data (N = {sample.n:,})",
-                rasterized=len(sample.values) > 3000)
+        ax.plot(
+            sample.ranks,
+            sample.values,
+            color=style.DATA_COLOR,
+            lw=0,
+            marker=".",
+            ms=2.2,
+            alpha=0.55,
+            label=f"data (N = {sample.n:,})",
+            rasterized=len(sample.values) > 3000,
+        )
         if fit.slope is None or fit.intercept is None:
             note(ax, "No OLS line drawn:\n" + wrap(fit.why_not or "the fit stored no slope"))
         else:
             ranks, line = ols_line(sample, fit)
             r2 = f",  R² = {fit.r2:.3f}" if fit.r2 is not None else ""
-            ax.plot(ranks, line, color=style.FIT_COLOR, lw=1.8,
-                    label=f"OLS over the tail: slope = {fit.slope:.3f}{r2}")
+            ax.plot(
+                ranks,
+                line,
+                color=style.FIT_COLOR,
+                lw=1.8,
+                label=f"OLS over the tail: slope = {fit.slope:.3f}{r2}",
+            )
         ax.legend(loc="lower left")
     return fig
 

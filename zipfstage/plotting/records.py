@@ -79,8 +79,11 @@ class Fit:
                 name=name,
                 R=_float(value.get("R")),
                 p=_float(value.get("p")),
-                params={k: float(v) for k, v in (value.get("params") or {}).items()
-                        if _float(v) is not None},
+                params={
+                    k: float(v)
+                    for k, v in (value.get("params") or {}).items()
+                    if _float(v) is not None
+                },
             )
             for name, value in (record.get("comparisons") or {}).items()
             if isinstance(value, dict)
@@ -111,8 +114,12 @@ class Fit:
 
     @classmethod
     def missing(cls, point: str, metric: str) -> Fit:
-        return cls(point=point, metric=metric, status="missing",
-                   reason="not fitted: run `zipfstage fit` for this point and metric")
+        return cls(
+            point=point,
+            metric=metric,
+            status="missing",
+            reason="not fitted: run `zipfstage fit` for this point and metric",
+        )
 
 
 FitTable = dict[str, dict[str, Fit]]

@@ -81,4 +81,3 @@ def plot_run(
         result.skipped.append("channel_heatmap: no channel_wise fits")
     result.seconds = time.perf_counter() - started
     return result
-

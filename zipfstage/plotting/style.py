@@ -92,9 +92,12 @@ def new_figure(size: tuple[float, float] = SINGLE, margins: Margins | None = Non
     fig = Figure(figsize=size)
     width, height = size
     fig.subplots_adjust(
-        left=margins.left / width, right=1 - margins.right / width,
-        bottom=margins.bottom / height, top=1 - margins.top / height,
-        wspace=margins.wspace, hspace=margins.hspace,
+        left=margins.left / width,
+        right=1 - margins.right / width,
+        bottom=margins.bottom / height,
+        top=1 - margins.top / height,
+        wspace=margins.wspace,
+        hspace=margins.hspace,
     )
     return fig
 

@@ -49,8 +49,14 @@ def _truncated_power_law_ccdf(x: np.ndarray, alpha: float, lam: float, xmin: flo
 
     def log_survival(point: float) -> float:
         rate = lam * point
-        inner, _ = integrate.quad(lambda u: u ** -alpha * math.exp(-rate * (u - 1.0)),
-                                  1.0, math.inf, epsabs=0.0, epsrel=1e-7, limit=200)
+        inner, _ = integrate.quad(
+            lambda u: u**-alpha * math.exp(-rate * (u - 1.0)),
+            1.0,
+            math.inf,
+            epsabs=0.0,
+            epsrel=1e-7,
+            limit=200,
+        )
         return (1.0 - alpha) * math.log(point) - rate + math.log(max(inner, 1e-300))
 
     reference = log_survival(xmin)

@@ -78,8 +78,11 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
 
 
 def fit_rows(points: list[str], metrics: list[str], table: FitTable) -> list[FitRow]:
-    return [_row(depth, lookup(table, point, metric))
-            for depth, point in enumerate(points) for metric in metrics]
+    return [
+        _row(depth, lookup(table, point, metric))
+        for depth, point in enumerate(points)
+        for metric in metrics
+    ]
 
 
 def _row(depth: int, fit: Fit) -> FitRow:
@@ -119,8 +122,11 @@ def run_description(reader: StoreReader) -> list[tuple[str, str]]:
 
 
 def _join(model: dict[str, Any], keys: tuple[str, ...]) -> str:
-    parts = [f"{k.replace('_', ' ')} {model[k]}" if k != "architecture" else str(model[k])
-             for k in keys if model.get(k) is not None]
+    parts = [
+        f"{k.replace('_', ' ')} {model[k]}" if k != "architecture" else str(model[k])
+        for k in keys
+        if model.get(k) is not None
+    ]
     return ", ".join(parts) or "\u2014"
 
 

@@ -32,20 +32,37 @@ def report_figures(
     """Dashboards, the per-channel heatmap, each metric's CCDFs by depth, each fit's CCDF."""
     points, metrics = reader.points, reader.metrics
     figures = [
-        ReportFigure("dashboards", f"{q}_dashboard", title,
-                     style.png_bytes(dashboard_figure(q, points, metrics, table, channels), dpi))
-        for q, title in (("alpha", "Power-law exponent \u03b1"),
-                         ("slope", "Rank\u2013frequency OLS slope"))
+        ReportFigure(
+            "dashboards",
+            f"{q}_dashboard",
+            title,
+            style.png_bytes(dashboard_figure(q, points, metrics, table, channels), dpi),
+        )
+        for q, title in (
+            ("alpha", "Power-law exponent \u03b1"),
+            ("slope", "Rank\u2013frequency OLS slope"),
+        )
     ]
     if CHANNEL_WISE in metrics and any(channels.get(p) for p in points):
-        figures.append(ReportFigure("dashboards", "channel_heatmap", "Per-channel fits",
-                                    style.png_bytes(channel_heatmap_figure(points, channels),
-                                                    dpi)))
+        figures.append(
+            ReportFigure(
+                "dashboards",
+                "channel_heatmap",
+                "Per-channel fits",
+                style.png_bytes(channel_heatmap_figure(points, channels), dpi),
+            )
+        )
     cache = SampleCache(reader, table)
     for metric in reader.scalar_metrics:
         rows = [(p, cache.get(p, metric), lookup(table, p, metric)) for p in points]
-        figures.append(ReportFigure("depth", f"multi_layer__{metric}", f"{metric}: CCDF by depth",
-                                    style.png_bytes(multi_layer_figure(metric, rows), dpi)))
+        figures.append(
+            ReportFigure(
+                "depth",
+                f"multi_layer__{metric}",
+                f"{metric}: CCDF by depth",
+                style.png_bytes(multi_layer_figure(metric, rows), dpi),
+            )
+        )
         for point, sample, fit in rows:
             png = style.png_bytes(ccdf_figure(sample, fit), dpi)
             title = f"{point} \u00b7 {metric}"

@@ -68,9 +68,20 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 });
 """
 
-FIT_COLUMNS = ["point", "metric", "\u03b1", "95% CI of \u03b1", "xmin", "n_tail", "KS D",
-               "OLS slope", "R\u00b2", "p (bootstrap)", "goodness of fit (Clauset)",
-               "likelihood ratios"]
+FIT_COLUMNS = [
+    "point",
+    "metric",
+    "\u03b1",
+    "95% CI of \u03b1",
+    "xmin",
+    "n_tail",
+    "KS D",
+    "OLS slope",
+    "R\u00b2",
+    "p (bootstrap)",
+    "goodness of fit (Clauset)",
+    "likelihood ratios",
+]
 
 
 def render_html(content: ReportContent) -> str:
@@ -79,12 +90,20 @@ def render_html(content: ReportContent) -> str:
         _section("run", "The run", _run_table(content)),
         _section("fits", "Fits", _fits(content)),
         _section("dashboards", "Dashboards", _figures(content.section("dashboards"))),
-        _section("depth", "CCDFs by depth", "<p class='note'>Every point's empirical CCDF of one "
-                 "metric, coloured from dark (shallow) to light (deep).</p>"
-                 + _figures(content.section("depth"))),
-        _section("ccdf", "CCDF of every fit", "<p class='note'>Empirical CCDF of all the data, "
-                 "the fitted power law from xmin on (scaled to the tail's share of the data) and "
-                 "the best alternative's tail.</p>" + _figures(content.section("ccdf"))),
+        _section(
+            "depth",
+            "CCDFs by depth",
+            "<p class='note'>Every point's empirical CCDF of one "
+            "metric, coloured from dark (shallow) to light (deep).</p>"
+            + _figures(content.section("depth")),
+        ),
+        _section(
+            "ccdf",
+            "CCDF of every fit",
+            "<p class='note'>Empirical CCDF of all the data, "
+            "the fitted power law from xmin on (scaled to the tail's share of the data) and "
+            "the best alternative's tail.</p>" + _figures(content.section("ccdf")),
+        ),
         _section("tails", "Where the tail comes from", _tails(content)),
     ]
     return (
@@ -100,11 +119,21 @@ def _header(content: ReportContent) -> str:
     counts = content.counts()
     summary = ", ".join(f"{n} {kind.replace('-', ' ')}" for kind, n in counts.items())
     notes = "".join(f"<p class='note'>Note: {escape(n)}</p>" for n in content.notes)
-    links = "".join(f"<a href='#{key}'>{label}</a>" for key, label in (
-        ("run", "Run"), ("fits", "Fits"), ("dashboards", "Dashboards"), ("depth", "By depth"),
-        ("ccdf", "CCDFs"), ("tails", "Tail tokens")))
-    return (f"<h1>{escape(content.title)}</h1>\n<p class='sub'>Generated {content.generated} "
-            f"\u00b7 {len(content.rows)} fits: {escape(summary)}</p>\n<nav>{links}</nav>\n{notes}")
+    links = "".join(
+        f"<a href='#{key}'>{label}</a>"
+        for key, label in (
+            ("run", "Run"),
+            ("fits", "Fits"),
+            ("dashboards", "Dashboards"),
+            ("depth", "By depth"),
+            ("ccdf", "CCDFs"),
+            ("tails", "Tail tokens"),
+        )
+    )
+    return (
+        f"<h1>{escape(content.title)}</h1>\n<p class='sub'>Generated {content.generated} "
+        f"\u00b7 {len(content.rows)} fits: {escape(summary)}</p>\n<nav>{links}</nav>\n{notes}"
+    )
 
 
 def _section(key: str, title: str, body: str) -> str:
@@ -133,14 +162,21 @@ def _badge(text: str, kind: str) -> str:
 
 def _fit_cells(row: FitRow, metric_label: str) -> str:
     fit = row.fit
-    ci = (f"{fmt_fixed(fit.alpha_ci[0])}\u2013{fmt_fixed(fit.alpha_ci[1])}"
-          if fit.alpha_ci else "\u2014")
+    ci = (
+        f"{fmt_fixed(fit.alpha_ci[0])}\u2013{fmt_fixed(fit.alpha_ci[1])}"
+        if fit.alpha_ci
+        else "\u2014"
+    )
     return (
         f"<td data-value='{row.depth}'>{escape(fit.point)}</td><td>{escape(metric_label)}</td>"
         + _num(fit.alpha if fit.ok else None, digits=2)
         + _num(fit.alpha_ci[0] if fit.alpha_ci else None, ci)
-        + _num(fit.xmin) + _num(fit.n_tail) + _num(fit.ks_distance) + _num(fit.slope, digits=3)
-        + _num(fit.r2, digits=3) + _num(fit.p_value)
+        + _num(fit.xmin)
+        + _num(fit.n_tail)
+        + _num(fit.ks_distance)
+        + _num(fit.slope, digits=3)
+        + _num(fit.r2, digits=3)
+        + _num(fit.p_value)
         + f"<td>{_badge(row.verdict.text, row.verdict.kind)}</td>"
         + f"<td>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
     )
@@ -148,10 +184,11 @@ def _fit_cells(row: FitRow, metric_label: str) -> str:
 
 def _fit_table(rows: list[FitRow], table_id: str, channel: bool = False) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in FIT_COLUMNS)
-    body = "\n".join(
-        f"<tr>{_fit_cells(r, _metric_label(r.fit, channel))}</tr>" for r in rows)
-    return (f"<div class='scroll'><table class='sortable' id='{table_id}'><thead><tr>{head}"
-            f"</tr></thead><tbody>\n{body}\n</tbody></table></div>")
+    body = "\n".join(f"<tr>{_fit_cells(r, _metric_label(r.fit, channel))}</tr>" for r in rows)
+    return (
+        f"<div class='scroll'><table class='sortable' id='{table_id}'><thead><tr>{head}"
+        f"</tr></thead><tbody>\n{body}\n</tbody></table></div>"
+    )
 
 
 def _metric_label(fit: Fit, channel: bool) -> str:
@@ -172,13 +209,16 @@ def _fits(content: ReportContent) -> str:
     if content.channel_rows:
         parts.append(
             f"<details><summary>Per-channel fits ({len(content.channel_rows)})</summary>"
-            + _fit_table(content.channel_rows, "channel-table", channel=True) + "</details>")
+            + _fit_table(content.channel_rows, "channel-table", channel=True)
+            + "</details>"
+        )
     return "\n".join(parts)
 
 
 def _comparison_table(rows: list[FitRow]) -> str:
     head = "<th>point</th><th>metric</th>" + "".join(
-        f"<th>{escape(ALTERNATIVE_LABELS[a])}</th>" for a in ALTERNATIVES)
+        f"<th>{escape(ALTERNATIVE_LABELS[a])}</th>" for a in ALTERNATIVES
+    )
     lines = []
     for row in rows:
         cells = f"<td data-value='{row.depth}'>{escape(row.fit.point)}</td>"
@@ -191,11 +231,15 @@ def _comparison_table(rows: list[FitRow]) -> str:
             verdict = comparison_verdict(comparison)
             stats = f"R = {fmt_number(comparison.R)}, p = {fmt_number(comparison.p, 2)}"
             raw = "" if comparison.R is None else repr(comparison.R)
-            cells += (f"<td data-value='{raw}'>{escape(stats)}<br>"
-                      f"{_badge(verdict.text, verdict.kind)}</td>")
+            cells += (
+                f"<td data-value='{raw}'>{escape(stats)}<br>"
+                f"{_badge(verdict.text, verdict.kind)}</td>"
+            )
         lines.append(f"<tr>{cells}</tr>")
-    return (f"<div class='scroll'><table class='sortable' id='lr-table'><thead><tr>{head}"
-            f"</tr></thead><tbody>{''.join(lines)}</tbody></table></div>")
+    return (
+        f"<div class='scroll'><table class='sortable' id='lr-table'><thead><tr>{head}"
+        f"</tr></thead><tbody>{''.join(lines)}</tbody></table></div>"
+    )
 
 
 def _figures(figures: list[ReportFigure]) -> str:
@@ -204,17 +248,20 @@ def _figures(figures: list[ReportFigure]) -> str:
     items = "".join(
         f"<figure><img alt='{escape(f.title)}' src='data:image/png;base64,"
         f"{base64.b64encode(f.png).decode()}'><figcaption>{escape(f.title)}</figcaption></figure>"
-        for f in figures)
+        for f in figures
+    )
     return f"<div class='figs'>{items}</div>"
 
 
 def _tails(content: ReportContent) -> str:
     if not content.tails:
         return "<p class='note'>Tail tokens not requested (--top-tokens 0).</p>"
-    intro = (f"<p>For each point, the {len(content.tails[0].tokens)} tokens with the largest "
-             f"<code>{escape(content.tail_metric)}</code>: their text, their position in the "
-             "sequence (0 = first), and the value. A tail made of first-position or delimiter "
-             "tokens says more about attention sinks than about the typical token.</p>")
+    intro = (
+        f"<p>For each point, the {len(content.tails[0].tokens)} tokens with the largest "
+        f"<code>{escape(content.tail_metric)}</code>: their text, their position in the "
+        "sequence (0 = first), and the value. A tail made of first-position or delimiter "
+        "tokens says more about attention sinks than about the typical token.</p>"
+    )
     return intro + "<div class='tails'>" + "".join(_tail_card(t) for t in content.tails) + "</div>"
 
 
@@ -222,7 +269,11 @@ def _tail_card(tail: PointTail) -> str:
     rows = "".join(
         f"<tr><td class='num'>{t.rank}</td><td><code>{escape(show_token(t))}</code></td>"
         f"<td class='num'>{t.token_id}</td><td class='num'>{t.position}</td>"
-        f"<td class='num'>{escape(fmt_number(t.value, 4))}</td></tr>" for t in tail.tokens)
-    return (f"<div><h3>{escape(tail.point)}</h3><p class='note'>{escape(tail.summary)}</p>"
-            "<table><thead><tr><th>#</th><th>token</th><th>id</th><th>position</th>"
-            f"<th>value</th></tr></thead><tbody>{rows}</tbody></table></div>")
+        f"<td class='num'>{escape(fmt_number(t.value, 4))}</td></tr>"
+        for t in tail.tokens
+    )
+    return (
+        f"<div><h3>{escape(tail.point)}</h3><p class='note'>{escape(tail.summary)}</p>"
+        "<table><thead><tr><th>#</th><th>token</th><th>id</th><th>position</th>"
+        f"<th>value</th></tr></thead><tbody>{rows}</tbody></table></div>"
+    )

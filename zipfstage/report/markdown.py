@@ -24,28 +24,40 @@ def render_markdown(content: ReportContent) -> str:
     lines += ["", "## CCDF of every fit", "", *_images(content.section("ccdf"))]
     lines += ["", "## Where the tail comes from", ""]
     for tail in content.tails:
-        lines += [f"### {tail.point}", "", f"Top `{content.tail_metric}`: {tail.summary}.", "",
-                  "| # | token | id | position | value |", "|---:|---|---:|---:|---:|"]
-        lines += [f"| {t.rank} | `{_cell(show_token(t))}` | {t.token_id} | {t.position} | "
-                  f"{fmt_number(t.value, 4)} |" for t in tail.tokens]
+        lines += [
+            f"### {tail.point}",
+            "",
+            f"Top `{content.tail_metric}`: {tail.summary}.",
+            "",
+            "| # | token | id | position | value |",
+            "|---:|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {t.rank} | `{_cell(show_token(t))}` | {t.token_id} | {t.position} | "
+            f"{fmt_number(t.value, 4)} |"
+            for t in tail.tokens
+        ]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _table(rows: list[FitRow], channel: bool = False) -> list[str]:
-    out = ["| point | metric | alpha | 95% CI | xmin | n_tail | KS D | slope | R² | p | verdict "
-           "| likelihood ratios |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    out = [
+        "| point | metric | alpha | 95% CI | xmin | n_tail | KS D | slope | R² | p | verdict "
+        "| likelihood ratios |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
     for row in rows:
         fit = row.fit
         metric = f"{fit.metric}[{fit.channel}]" if channel else fit.metric
-        ci = (f"{fmt_fixed(fit.alpha_ci[0])}-{fmt_fixed(fit.alpha_ci[1])}"
-              if fit.alpha_ci else "—")
+        ci = f"{fmt_fixed(fit.alpha_ci[0])}-{fmt_fixed(fit.alpha_ci[1])}" if fit.alpha_ci else "—"
         n_tail = f"{fit.n_tail:,}" if fit.n_tail is not None else "—"
         out.append(
             f"| {fit.point} | {metric} | {fmt_fixed(fit.alpha if fit.ok else None)} | {ci} "
             f"| {fmt_number(fit.xmin)} | {n_tail} | {fmt_number(fit.ks_distance)} "
             f"| {fmt_fixed(fit.slope, 3)} | {fmt_fixed(fit.r2, 3)} | {fmt_number(fit.p_value)} "
-            f"| {_cell(row.verdict.text)} | {_cell(row.alternatives.text)} |")
+            f"| {_cell(row.verdict.text)} | {_cell(row.alternatives.text)} |"
+        )
     return out
 
 

@@ -38,7 +38,7 @@ def top_indices(values: np.ndarray, k: int) -> np.ndarray:
     k = min(k, int(np.isfinite(values).sum()))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(clean, len(clean) - k)[len(clean) - k:]
+    part = np.argpartition(clean, len(clean) - k)[len(clean) - k :]
     return part[np.argsort(clean[part], kind="stable")[::-1]]
 
 
@@ -75,9 +75,13 @@ def tail_tokens(
         values = reader.metric(point, metric)
         rows = top_indices(values, k)
         tokens = [
-            TailToken(rank=rank, token_id=int(ids[row]),
-                      text=decoder(int(ids[row])) if decoder else None,
-                      position=int(positions[row]), value=float(values[row]))
+            TailToken(
+                rank=rank,
+                token_id=int(ids[row]),
+                text=decoder(int(ids[row])) if decoder else None,
+                position=int(positions[row]),
+                value=float(values[row]),
+            )
             for rank, row in enumerate(rows, start=1)
         ]
         tails.append(PointTail(point, tokens, _summary(tokens, first_share)))

@@ -41,8 +41,9 @@ def clauset_verdict(fit: Fit) -> Verdict:
     if fit.p_value is None:
         return Verdict("not tested (run fit --bootstrap N)", "untested")
     if fit.p_value >= P_PLAUSIBLE:
-        return Verdict(f"power law plausible (p = {fmt_number(fit.p_value, 2)} \u2265 0.1)",
-                       "plausible")
+        return Verdict(
+            f"power law plausible (p = {fmt_number(fit.p_value, 2)} \u2265 0.1)", "plausible"
+        )
     return Verdict(f"power law ruled out (p = {fmt_number(fit.p_value, 2)} < 0.1)", "ruled-out")
 
 
@@ -63,19 +64,26 @@ def alternatives_verdict(fit: Fit) -> Verdict:
     tested = [c for c in fit.comparisons.values() if c.R is not None and c.p is not None]
     if not fit.ok or not tested:
         return Verdict("\u2014", "untested")
-    favoured = min((c for c in tested if c.R is not None and c.R < 0),
-                   key=lambda c: c.R if c.R is not None else 0.0, default=None)
+    favoured = min(
+        (c for c in tested if c.R is not None and c.R < 0),
+        key=lambda c: c.R if c.R is not None else 0.0,
+        default=None,
+    )
     if favoured is not None:
         label = ALTERNATIVE_LABELS.get(favoured.name, favoured.name)
         stats = f"R = {fmt_number(favoured.R)}, p = {fmt_number(favoured.p, 2)}"
         if favoured.p is not None and favoured.p < P_SIGNIFICANT:
             return Verdict(f"{label} favoured, significant ({stats})", "alternative")
         return Verdict(f"{label} favoured, not significant ({stats})", "inconclusive")
-    beaten = [ALTERNATIVE_LABELS.get(c.name, c.name) for c in tested
-              if c.p is not None and c.p < P_SIGNIFICANT]
+    beaten = [
+        ALTERNATIVE_LABELS.get(c.name, c.name)
+        for c in tested
+        if c.p is not None and c.p < P_SIGNIFICANT
+    ]
     if len(beaten) == len(tested):
         return Verdict("power law favoured over every alternative (significant)", "power-law")
     if beaten:
-        return Verdict(f"power law favoured; significant only vs {', '.join(beaten)}",
-                       "inconclusive")
+        return Verdict(
+            f"power law favoured; significant only vs {', '.join(beaten)}", "inconclusive"
+        )
     return Verdict("power law favoured, not significant vs any alternative", "inconclusive")
