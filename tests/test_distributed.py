@@ -3,15 +3,14 @@ and an error only rank 0 can see (the existing store) stops every rank instead o
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli_helpers import assert_stores_match, cli_env
 from tests.test_parallel import SHORT
 from zipfstage.cli import app
 from zipfstage.collect.distributed import Ranks, rank_placement, torchrun_ranks
@@ -39,8 +38,7 @@ def torchrun(model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess
         *SHORT,
         *extra,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=240)
 
 
 def test_rank_environment_and_placement(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,20 +63,8 @@ def test_two_ranks_match_one_process(tiny_llama: Path, tmp_path: Path) -> None:
     done = torchrun(tiny_llama, tmp_path / "ranks")
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("collected 1,280 tokens") == 1, "only rank 0 reports"
-    one, two = open_store(tmp_path / "one"), open_store(tmp_path / "ranks")
-    assert two.complete and two.n_tokens == one.n_tokens == 1280
-    np.testing.assert_array_equal(two.token_ids(), one.token_ids())
-    np.testing.assert_array_equal(two.positions(), one.positions())
-    for point in one.points:
-        for metric in one.metrics:
-            np.testing.assert_allclose(
-                two.metric(point, metric),
-                one.metric(point, metric),
-                rtol=1e-5,
-                atol=1e-6,
-                err_msg=f"{point}/{metric}",
-            )
-    assert (tmp_path / "ranks" / "tokenizer" / "tokenizer.json").exists()
+    assert_stores_match(tmp_path / "one", tmp_path / "ranks")
+    assert open_store(tmp_path / "ranks").n_tokens == 1280
 
 
 def test_error_on_rank_zero_stops_every_rank(tiny_llama: Path, tmp_path: Path) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import zarr
 
+from tests.cli_helpers import all_arrays, committed_batches, spawn_collect
 from zipfstage.store import open_store
 
 ARGS = [
@@ -32,40 +30,7 @@ ARGS = [
 
 
 def run_cli(model: Path, out: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "zipfstage",
-        "collect",
-        "--model",
-        str(model),
-        "--out",
-        str(out),
-        *ARGS,
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def committed_batches(out: Path) -> int:
-    try:
-        return int(np.count_nonzero(zarr.open_group(out / "store.zarr", mode="r")["progress"][:]))
-    except Exception:
-        return 0
-
-
-def all_arrays(out: Path) -> dict[str, np.ndarray]:
-    root = zarr.open_group(out / "store.zarr", mode="r")
-    arrays: dict[str, np.ndarray] = {}
-
-    def walk(group: zarr.Group, prefix: str) -> None:
-        for name, array in group.arrays():
-            arrays[prefix + name] = np.asarray(array[:])
-        for name, sub in group.groups():
-            walk(sub, f"{prefix}{name}/")
-
-    walk(root, "")
-    return arrays
+    return spawn_collect(model, out, *ARGS)
 
 
 def test_sigkill_then_resume_gives_identical_arrays(tiny_llama: Path, tmp_path: Path) -> None:

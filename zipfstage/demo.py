@@ -55,18 +55,7 @@ def run_demo(
     console.print(f"{collected.n_tokens:,} tokens in {collected.store}")
 
     started = stage("fit", 2)
-    fit = settings.fit
-    summary = run_fits(
-        settings.out,
-        max_samples=fit.max_samples,
-        bootstrap=fit.bootstrap,
-        points=fit.points,
-        metrics=fit.metrics,
-        workers=fit.workers,
-        seed=fit.seed,
-        min_tail=fit.min_tail,
-        skip_positions=fit.skip_positions,
-    )
+    summary = run_fits(settings.out, **settings.fit.model_dump())
     seconds["fit"] = time.perf_counter() - started
     console.print(f"{summary.n_fits} fits ({summary.n_not_ok} not ok) -> {summary.fits_json}")
 

@@ -78,19 +78,7 @@ def fit_command(
         def progress(done: int, total: int) -> None:
             bar.update(task_id, completed=done, total=total)
 
-        summary = run_fits(
-            settings.out,
-            max_samples=fit.max_samples,
-            bootstrap=fit.bootstrap,
-            points=fit.points,
-            metrics=fit.metrics,
-            workers=fit.workers,
-            seed=fit.seed,
-            min_tail=fit.min_tail,
-            skip_positions=fit.skip_positions,
-            force=force,
-            progress=progress,
-        )
+        summary = run_fits(settings.out, **fit.model_dump(), force=force, progress=progress)
     console.print(
         f"fitted {len(summary.fitted)} (point, metric) pairs ({summary.n_fits} fits, "
         f"{summary.n_not_ok} not ok), skipped {len(summary.skipped)} unchanged; "

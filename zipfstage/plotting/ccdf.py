@@ -52,17 +52,7 @@ def draw_ccdf(ax: Axes, sample: SortedSample, fit: Fit) -> str:
     ax.set_ylabel(CCDF_LABEL)
     if sample.empty:
         return "No data: no positive finite values."
-    ax.plot(
-        sample.values,
-        sample.ccdf,
-        color=style.DATA_COLOR,
-        lw=0,
-        marker=".",
-        ms=2.2,
-        alpha=0.55,
-        label=f"data (N = {sample.n:,})",
-        rasterized=len(sample.values) > 3000,
-    )
+    style.plot_data(ax, sample.values, sample.ccdf, sample.n)
     ax.set_ylim(bottom=0.5 / sample.n, top=1.6)
     if not fit.ok:
         return "No power-law fit drawn:\n" + wrap(fit.why_not, 34)

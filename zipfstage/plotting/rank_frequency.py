@@ -23,17 +23,7 @@ def rank_frequency_figure(sample: SortedSample, fit: Fit) -> Figure:
         if sample.empty:
             note(ax, "no positive finite values to draw")
             return fig
-        ax.plot(
-            sample.ranks,
-            sample.values,
-            color=style.DATA_COLOR,
-            lw=0,
-            marker=".",
-            ms=2.2,
-            alpha=0.55,
-            label=f"data (N = {sample.n:,})",
-            rasterized=len(sample.values) > 3000,
-        )
+        style.plot_data(ax, sample.ranks, sample.values, sample.n)
         if fit.slope is None or fit.intercept is None:
             note(ax, "No OLS line drawn:\n" + wrap(fit.why_not or "the fit stored no slope"))
         else:

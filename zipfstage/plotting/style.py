@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -161,3 +162,18 @@ def log_axes(ax: Axes, x: bool = True, y: bool = True) -> None:
 def fmt_fixed(value: float | None, digits: int = 2) -> str:
     """Fixed decimals for exponents and slopes (2.00, not 2), '\u2014' when missing."""
     return "\u2014" if value is None else f"{value:.{digits}f}"
+
+
+def plot_data(ax: Axes, x: np.ndarray, y: np.ndarray, n: int) -> None:
+    """The data as small translucent dots, in one style across figures (rasterised when dense)."""
+    ax.plot(
+        x,
+        y,
+        color=DATA_COLOR,
+        lw=0,
+        marker=".",
+        ms=2.2,
+        alpha=0.55,
+        label=f"data (N = {n:,})",
+        rasterized=len(x) > 3000,
+    )
