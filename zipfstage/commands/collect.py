@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from zipfstage.collect.runner import run_collect
 from zipfstage.commands.common import (
     ConfigOption,
     MetricsOption,
@@ -100,6 +99,8 @@ def collect_command(
             "seed": seed,
         },
     )
+    from zipfstage.collect.runner import run_collect  # torch loads only when collect runs
+
     outcome = run_collect(settings.collect, settings.out, overwrite=overwrite, quiet=quiet)
     if not outcome.coordinator:  # a torchrun rank other than 0: rank 0 reports for the run
         if outcome.status == "stopped":

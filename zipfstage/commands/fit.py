@@ -17,7 +17,6 @@ from zipfstage.commands.common import (
     load_settings,
     split_csv,
 )
-from zipfstage.fitting.pipeline import run_fits
 
 
 @cli_errors
@@ -77,6 +76,8 @@ def fit_command(
 
         def progress(done: int, total: int) -> None:
             bar.update(task_id, completed=done, total=total)
+
+        from zipfstage.fitting.pipeline import run_fits  # numba loads only when fit runs
 
         summary = run_fits(settings.out, **fit.model_dump(), force=force, progress=progress)
     console.print(
