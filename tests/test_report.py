@@ -119,7 +119,10 @@ def test_report_verdicts_follow_clauset_and_the_likelihood_ratios(report_dir: Pa
     assert rows[("layer_1", "rms")][10].startswith("power law ruled out (p = 0.03")
     assert rows[("layer_1", "rms")][11].startswith("lognormal favoured, significant")
     assert rows[("embed", "max_abs")][10] == "not tested (run fit --bootstrap N)"
-    assert rows[("embed", "max_abs")][11].startswith("truncated power law favoured, not signif")
+    assert rows[("embed", "max_abs")][11] == (
+        "power law favoured over lognormal, exponential; inconclusive vs stretched exp., "
+        "truncated power law"
+    )
     assert rows[("layer_3", "kurtosis")][10] == f"no fit: {FAILED_REASON}"
     html = (report_dir / "report.html").read_text(encoding="utf-8")
     assert "Clauset" in html and "R &gt; 0 favours the power law" in html
@@ -209,16 +212,19 @@ def test_verdict_rules() -> None:
     assert clauset_verdict(_fit(0.0999)).kind == "ruled-out"
     assert clauset_verdict(_fit(None)).text == "not tested (run fit --bootstrap N)"
     assert clauset_verdict(Fit("x", "m", "failed", reason="why")).text == "no fit: why"
+    # a significant alternative outranks one with a larger but insignificant R
     both = {"lognormal": (-1.0, 0.05), "exponential": (-3.0, 0.5)}
-    assert alternatives_verdict(_fit(0.5, both)).text.startswith(
-        "exponential favoured, not significant"
+    assert alternatives_verdict(_fit(0.5, both)).text.startswith("lognormal favoured, significant")
+    tie = {"lognormal": (-1e-13, 1.0), "exponential": (0.3, 0.7)}
+    assert alternatives_verdict(_fit(0.5, tie)).text == (
+        "inconclusive: no significant difference vs lognormal, exponential"
     )
     assert alternatives_verdict(_fit(0.5, {"lognormal": (-1.0, 0.05)})).kind == "alternative"
     won = {"lognormal": (2.0, 0.01), "exponential": (9.0, 0.001)}
     assert alternatives_verdict(_fit(0.5, won)).kind == "power-law"
     mixed = {"lognormal": (0.5, 0.6), "exponential": (9.0, 0.001)}
     assert alternatives_verdict(_fit(0.5, mixed)).text == (
-        "power law favoured; significant only vs exponential"
+        "power law favoured over exponential; inconclusive vs lognormal"
     )
 
 

@@ -15,6 +15,7 @@ from zipfstage.collect.architecture import Architecture, resolve_architecture
 from zipfstage.errors import ZipfstageError
 
 DEMO_MODEL = "demo"
+DEMO_DESCRIPTION = "SmolLM2-135M-Instruct (demo: Q4_1 GGUF, de-quantised)"
 _console = Console(stderr=True)
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -117,6 +118,6 @@ def load_model(
         architecture=resolve_architecture(loaded),
         device=torch_device,
         dtype=torch_dtype,
-        name=model,
+        name=DEMO_DESCRIPTION if model == DEMO_MODEL else model,
         revision=revision,
     )

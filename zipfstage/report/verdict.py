@@ -60,30 +60,32 @@ def comparison_verdict(comparison: Comparison) -> Verdict:
 
 
 def alternatives_verdict(fit: Fit) -> Verdict:
-    """Which alternative the likelihood ratios favour (smallest R), and whether significantly."""
+    """What the likelihood ratios say, significant results first.
+
+    A significantly favoured alternative (R < 0, p < 0.1) wins the verdict (the strongest one is
+    named); otherwise the alternatives the power law beats significantly are named and the rest
+    are inconclusive.
+    """
     tested = [c for c in fit.comparisons.values() if c.R is not None and c.p is not None]
     if not fit.ok or not tested:
         return Verdict("\u2014", "untested")
-    favoured = min(
-        (c for c in tested if c.R is not None and c.R < 0),
-        key=lambda c: c.R if c.R is not None else 0.0,
-        default=None,
-    )
-    if favoured is not None:
-        label = ALTERNATIVE_LABELS.get(favoured.name, favoured.name)
-        stats = f"R = {fmt_number(favoured.R)}, p = {fmt_number(favoured.p, 2)}"
-        if favoured.p is not None and favoured.p < P_SIGNIFICANT:
-            return Verdict(f"{label} favoured, significant ({stats})", "alternative")
-        return Verdict(f"{label} favoured, not significant ({stats})", "inconclusive")
-    beaten = [
-        ALTERNATIVE_LABELS.get(c.name, c.name)
-        for c in tested
-        if c.p is not None and c.p < P_SIGNIFICANT
-    ]
+
+    def label(c: Comparison) -> str:
+        return ALTERNATIVE_LABELS.get(c.name, c.name)
+
+    def stats(c: Comparison) -> str:
+        return f"R = {fmt_number(c.R)}, p = {fmt_number(c.p, 2)}"
+
+    significant = [c for c in tested if c.p is not None and c.p < P_SIGNIFICANT]
+    winners = [c for c in significant if c.R is not None and c.R < 0]
+    if winners:
+        best = min(winners, key=lambda c: c.R if c.R is not None else 0.0)
+        return Verdict(f"{label(best)} favoured, significant ({stats(best)})", "alternative")
+    beaten = [c for c in significant if c.R is not None and c.R > 0]
     if len(beaten) == len(tested):
         return Verdict("power law favoured over every alternative (significant)", "power-law")
+    open_ = ", ".join(label(c) for c in tested if c not in beaten)
     if beaten:
-        return Verdict(
-            f"power law favoured; significant only vs {', '.join(beaten)}", "inconclusive"
-        )
-    return Verdict("power law favoured, not significant vs any alternative", "inconclusive")
+        won = ", ".join(label(c) for c in beaten)
+        return Verdict(f"power law favoured over {won}; inconclusive vs {open_}", "inconclusive")
+    return Verdict(f"inconclusive: no significant difference vs {open_}", "inconclusive")
