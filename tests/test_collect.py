@@ -186,6 +186,17 @@ def test_local_jsonl_and_text_sources(tiny_llama: Path, tmp_path: Path, text_cor
     )
     wrong_field = collect(tiny_llama, tmp_path / "c", data=records)
     assert wrong_field.exit_code == 2 and "--text-field" in wrong_field.output
+    assert not (tmp_path / "c").exists()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"text": texts}), table)
+    from_parquet = collect(tiny_llama, tmp_path / "d", data=table)
+    assert from_parquet.exit_code == 0, from_parquet.output
+    np.testing.assert_array_equal(
+        open_store(tmp_path / "d").token_ids(), open_store(tmp_path / "b").token_ids()
+    )
 
 
 def test_corpus_shorter_than_max_tokens_trims_store(tiny_llama: Path, tmp_path: Path) -> None:
