@@ -25,8 +25,9 @@ def diagnostics_figure(fit: Fit, curves: dict[str, np.ndarray]) -> Figure:
         axes = fig.subplots(rows, 2, squeeze=False).ravel()
         fig.suptitle(f"xmin diagnostics · {fit.point} · {fit.metric}", fontweight="bold")
         scan_x = curves.get("scan_xmin")
-        _scan(axes[0], scan_x, curves.get("scan_ks"), fit, "KS distance D", best="min")
-        _scan(axes[1], scan_x, curves.get("scan_alpha"), fit, "\u03b1 at that xmin", best=None)
+        exact = curves.get("scan_exact")
+        _scan(axes[0], scan_x, curves.get("scan_ks"), fit, "KS distance D", "min", exact)
+        _scan(axes[1], scan_x, curves.get("scan_alpha"), fit, "\u03b1 at that xmin", None, None)
         for ax, name in zip(axes[2:], boot, strict=False):
             _bootstrap(ax, np.asarray(curves[name], dtype=float), fit, name)
         for ax in axes[n_panels:]:
@@ -41,8 +42,16 @@ def _finite(values: np.ndarray | None) -> bool:
 
 
 def _scan(
-    ax: Axes, x: np.ndarray | None, y: np.ndarray | None, fit: Fit, label: str, best: str | None
+    ax: Axes,
+    x: np.ndarray | None,
+    y: np.ndarray | None,
+    fit: Fit,
+    label: str,
+    best: str | None,
+    exact: np.ndarray | None,
 ) -> None:
+    """One scan curve. Where the fit pruned a candidate (`exact` is 0) its KS value is only a
+    lower bound that already exceeded the best: drawn as faint marks, not as part of the line."""
     ax.set_xlabel(f"candidate xmin ({metric_label(fit.metric).split('(')[-1].rstrip(')')})")
     ax.set_ylabel(label)
     if x is None or y is None or not _finite(x) or not _finite(y):
@@ -52,7 +61,30 @@ def _scan(
     y = np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
     style.log_axes(ax, y=False)
-    ax.plot(x[keep], y[keep], color=style.DATA_COLOR, lw=1.4)
+    if exact is not None and len(exact) == len(x) and (np.asarray(exact) == 0).any():
+        pruned = keep & (np.asarray(exact) == 0)
+        ax.plot(
+            x[pruned],
+            y[pruned],
+            lw=0,
+            marker=".",
+            ms=1.5,
+            alpha=0.35,
+            color=style.MUTED_COLOR,
+            label="pruned (lower bound)",
+        )
+        computed = keep & ~pruned
+        ax.plot(
+            x[computed],
+            y[computed],
+            lw=0,
+            marker=".",
+            ms=3.0,
+            color=style.DATA_COLOR,
+            label="computed exactly",
+        )
+    else:
+        ax.plot(x[keep], y[keep], color=style.DATA_COLOR, lw=1.4)
     if fit.xmin is not None:
         ax.axvline(
             fit.xmin,
