@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from zipfstage.config import Settings
+from zipfstage.progress import counting_bar
 
 DEMO_OVERRIDES = {"model": "demo", "data": "pydoc", "points": ["embed", "middle", "last"]}
 
@@ -55,7 +56,8 @@ def run_demo(
     console.print(f"{collected.n_tokens:,} tokens in {collected.store}")
 
     started = stage("fit", 2)
-    summary = run_fits(settings.out, **settings.fit.model_dump())
+    with counting_bar("fit", unit="fits", console=console) as progress:
+        summary = run_fits(settings.out, **settings.fit.model_dump(), progress=progress)
     seconds["fit"] = time.perf_counter() - started
     console.print(f"{summary.n_fits} fits ({summary.n_not_ok} not ok) -> {summary.fits_json}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -36,17 +36,8 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} {self.unit}/s" if speed else f"? {self.unit}/s", style="cyan")
 
 
-@contextmanager
-def progress_bar(
-    description: str,
-    total: float,
-    unit: str = "it",
-    completed: float = 0,
-    console: Console | None = None,
-    quiet: bool = False,
-) -> Iterator[Advance]:
-    """A bar with count, rate and ETA; yields a function that advances it."""
-    progress = Progress(
+def _new_progress(unit: str, console: Console | None, quiet: bool) -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -58,6 +49,19 @@ def progress_bar(
         transient=False,
         disable=quiet,
     )
+
+
+@contextmanager
+def progress_bar(
+    description: str,
+    total: float,
+    unit: str = "it",
+    completed: float = 0,
+    console: Console | None = None,
+    quiet: bool = False,
+) -> Iterator[Advance]:
+    """A bar with count, rate and ETA; yields a function that advances it."""
+    progress = _new_progress(unit, console, quiet)
     with progress:
         task = progress.add_task(description, total=total, completed=int(completed))
 
@@ -65,3 +69,18 @@ def progress_bar(
             progress.advance(task, amount)
 
         yield advance
+
+
+@contextmanager
+def counting_bar(
+    description: str, unit: str = "it", console: Console | None = None, quiet: bool = False
+) -> Iterator[Callable[[int, int], None]]:
+    """The same bar for work whose total is known only once it starts; yields update(done, total)"""
+    progress = _new_progress(unit, console, quiet)
+    with progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

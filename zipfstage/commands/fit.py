@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from zipfstage.commands.common import (
     ConfigOption,
@@ -17,6 +16,7 @@ from zipfstage.commands.common import (
     load_settings,
     split_csv,
 )
+from zipfstage.progress import counting_bar
 
 
 @cli_errors
@@ -64,19 +64,7 @@ def fit_command(
         },
     )
     fit = settings.fit
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task_id = bar.add_task("fitting", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task_id, completed=done, total=total)
-
+    with counting_bar("fit", unit="fits", console=console) as progress:
         from zipfstage.fitting.pipeline import run_fits  # numba loads only when fit runs
 
         summary = run_fits(settings.out, **fit.model_dump(), force=force, progress=progress)
