@@ -50,17 +50,27 @@ def collect_command(
     ] = None,
     data: Annotated[str | None, typer.Option("--data", "-d", help=_DATA)] = None,
     subset: Annotated[str | None, typer.Option(help="Dataset configuration name.")] = None,
-    split: Annotated[str | None, typer.Option(help="Dataset split [train].")] = None,
-    text_field: Annotated[str | None, typer.Option(help="Field holding the text [text].")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Stop after this many tokens.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Tokens per packed sequence.")] = None,
+    split: Annotated[str | None, typer.Option(help="Dataset split (default: train).")] = None,
+    text_field: Annotated[
+        str | None, typer.Option(help="Field holding the text (default: text).")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Stop after this many tokens (default: 20000).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Sequences per batch (default: 8).")
+    ] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help="Tokens per packed sequence (default: 256).")
+    ] = None,
     prepend_bos: Annotated[
         bool | None, typer.Option("--bos/--no-bos", help="Start each sequence with BOS.")
     ] = None,
     points: PointsOption = None,
     metrics: MetricsOption = None,
-    channels: Annotated[int | None, typer.Option(help="Channels sampled for channel_wise.")] = None,
+    channels: Annotated[
+        int | None, typer.Option(help="Channels sampled for channel_wise (default: 64).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the channel sample.")] = None,
     out: OutOption = None,
     config: ConfigOption = None,

@@ -25,7 +25,8 @@ ConfigOption = Annotated[
     ),
 ]
 OutOption = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Run directory holding store.zarr [results].")
+    Path | None,
+    typer.Option("--out", "-o", help="Run directory holding store.zarr (default: results)."),
 ]
 PointsOption = Annotated[
     str | None,

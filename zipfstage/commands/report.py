@@ -16,13 +16,16 @@ def report_command(
     top_tokens: Annotated[
         int | None,
         typer.Option(
-            "--top-tokens", help="Tokens listed per point as the tail's source [20].", min=0
+            "--top-tokens",
+            help="Tokens listed per point as the tail's source (default: 20).",
+            min=0,
         ),
     ] = None,
     tail_metric: Annotated[
         str | None,
         typer.Option(
-            "--tail-metric", help="Metric whose largest values pick those tokens [max_abs]."
+            "--tail-metric",
+            help="Metric whose largest values pick those tokens (default: max_abs).",
         ),
     ] = None,
 ) -> None:
