@@ -110,9 +110,15 @@ def test_different_settings_refused_unless_overwrite(tiny_llama: Path, tmp_path:
     assert refused.exit_code == 2
     assert "different settings" in refused.output and "seq_len 32 -> 16" in refused.output
     assert tree_snapshot(tmp_path / "store.zarr") == before
+    (tmp_path / "fits.json").write_text("{}")  # outputs derived from the old store
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "tokenizer" / "stale-marker").write_text("old")
     replaced = collect(tiny_llama, tmp_path, "--seq-len", "16", "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     assert open_store(tmp_path).info["plan"]["seq_len"] == 16
+    assert not (tmp_path / "fits.json").exists() and not (tmp_path / "plots").exists()
+    assert not (tmp_path / "tokenizer" / "stale-marker").exists()
+    assert (tmp_path / "tokenizer" / "tokenizer.json").exists()
 
 
 def test_second_collect_on_same_out_is_refused(tiny_llama: Path, tmp_path: Path) -> None:

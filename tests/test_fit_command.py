@@ -159,3 +159,31 @@ def test_skip_positions_leaves_out_the_first_tokens(tmp_path: Path) -> None:
     assert kept.exit_code == 0, kept.output
     record = read_fit_records(tmp_path)["embed"]["rms"]
     assert record["n"] == n_rows and record["skip_positions"] == 0
+
+
+def test_plot_and_report_refuse_fits_older_than_the_store(tmp_path: Path) -> None:
+    """fit on a partial store, collect adds tokens: figures must not lay old fits on new data."""
+    make_synthetic_store(
+        tmp_path,
+        n_batches=3,
+        batch_size=4,
+        seq_len=64,
+        channels=2,
+        metrics=("rms",),
+        complete=False,
+    )
+    assert runner.invoke(app, ["fit", "--out", str(tmp_path), "--workers", "1"]).exit_code == 0
+    partial = open_store(tmp_path).n_tokens
+    make_synthetic_store(
+        tmp_path / "full", n_batches=3, batch_size=4, seq_len=64, channels=2, metrics=("rms",)
+    )
+    # the "collect finished" store: same layout, more committed rows; keep the old fits group
+    import shutil
+
+    shutil.copytree(tmp_path / "store.zarr" / "fits", tmp_path / "full" / "store.zarr" / "fits")
+    for command in ("plot", "report"):
+        result = runner.invoke(app, [command, "--out", str(tmp_path / "full")])
+        assert result.exit_code == 2, result.output
+        assert f"made from {partial:,} tokens" in result.output and "run `zipfstage fit" in (
+            result.output
+        )

@@ -81,3 +81,13 @@ def test_alternative_that_became_the_power_law_is_inconclusive() -> None:
     # a real difference still gets Vuong's p-value
     R, p = loglikelihood_ratio(ll_pl, ll_pl - 0.05 - 0.2 * rng.random(5000), nested=False)
     assert R > 0 and p < 1e-6
+
+
+def test_consistent_small_advantage_over_many_observations_is_still_tested() -> None:
+    from zipfstage.fitting.compare import loglikelihood_ratio
+
+    rng = np.random.default_rng(1)
+    ll_pl = rng.normal(-3, 1, size=50_000)
+    ll_alt = ll_pl + 8e-4 + 1e-4 * rng.random(50_000)  # alternative better by ~0.0009 each
+    R, p = loglikelihood_ratio(ll_pl, ll_alt, nested=False)
+    assert R < -40 and p < 1e-6

@@ -7,6 +7,7 @@ always holds the same tokens: that is what makes resume and multi-worker collect
 from __future__ import annotations
 
 import glob
+import platform
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -31,6 +32,8 @@ class DataSpec:
     text_field: str = "text"
 
     def describe(self) -> dict[str, Any]:
+        if self.source == PYDOC:  # the topics change between Python releases
+            return {"source": PYDOC, "python": platform.python_version()}
         return {
             "source": self.source,
             "subset": self.subset,
@@ -152,9 +155,12 @@ def pack_sequences(
             buffer.extend(ids)
             if eos is not None:
                 buffer.append(eos)
-        while len(buffer) >= body:
-            row, buffer = buffer[:body], buffer[body:]
+        start = 0  # cut rows by offset and trim once: slicing per row is quadratic in doc length
+        while len(buffer) - start >= body:
+            row = buffer[start : start + body]
+            start += body
             yield np.asarray(([bos] if bos is not None else []) + row, dtype=np.int64)
+        del buffer[:start]
 
 
 def iter_batches(

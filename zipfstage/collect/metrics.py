@@ -150,9 +150,10 @@ def participation_ratio(s: HiddenStats) -> torch.Tensor:
 @metric("entropy")
 def entropy(s: HiddenStats) -> torch.Tensor:
     """Shannon entropy (nats) of the energy shares h_c^2 / sum h^2, with 0 log 0 = 0."""
-    # -sum p log p with p = h^2 / S equals log S - sum(h^2 log h^2) / S: one pass, no p matrix.
-    weighted = torch.special.xlogy(s.sq, s.sq).sum(-1)
-    return _nan_where_zero(s.sum_sq.log() - weighted / s.sum_sq, s.sum_sq)
+    # from the shares themselves: the shortcut log S - sum(h^2 log h^2) / S cancels badly in
+    # float32 for the one-channel-dominated tokens that matter most (massive activations)
+    share = s.sq / s.sum_sq.unsqueeze(-1)
+    return -torch.special.xlogy(share, share).sum(-1)
 
 
 @metric("gini")

@@ -46,7 +46,13 @@ from zipfstage.config import CollectSettings, collect_identity, stable_hash
 from zipfstage.errors import ZipfstageError
 from zipfstage.progress import Advance, progress_bar
 from zipfstage.store import StorePlan, StoreWriter, create_store, store_path
-from zipfstage.store.layout import ROOT_ATTR, SCHEMA_VERSION, STATUS_COMPLETE, tokenizer_path
+from zipfstage.store.layout import (
+    ROOT_ATTR,
+    SCHEMA_VERSION,
+    STATUS_COMPLETE,
+    remove_derived_outputs,
+    tokenizer_path,
+)
 from zipfstage.store.lock import exclusive_lock
 from zipfstage.store.writer import finalize_store, update_attributes
 
@@ -209,6 +215,7 @@ def prepare_run(
         "collect": collect_identity(settings),
         "model": {k: v for k, v in loaded.describe().items() if k != "dtype"},
         "dtype": str(loaded.dtype).removeprefix("torch."),
+        "data": shape.data.describe(),
         "data_fingerprint": hashlib.sha256(first.tobytes()).hexdigest()[:16],
     }
     return PreparedRun(settings, shape, loaded, points, channels, identity, stable_hash(identity))
@@ -255,6 +262,7 @@ def open_or_create_spec(spec: StoreSpec, out_dir: Path, overwrite: bool) -> dict
                 "to replace it or another --out"
             )
         return existing
+    remove_derived_outputs(out_dir)  # a new store: the old tokenizer, fits and figures are stale
     create_store(path, spec.plan, spec.points, spec.metrics, spec.channel_indices, spec.attributes)
     return None
 

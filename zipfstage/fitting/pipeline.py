@@ -123,7 +123,7 @@ def run_fits(
         progress(0, total)
     for count, (task, record, curves) in enumerate(_execute(tasks, workers), start=1):
         key = (task.point, task.metric)
-        record = {**record, "skip_positions": skip_positions}
+        record = {**record, "skip_positions": skip_positions, "store_tokens": store.n_tokens}
         done.setdefault(key, []).append((task, record, curves))
         summary.n_fits += 1
         summary.n_not_ok += record["status"] != "ok"

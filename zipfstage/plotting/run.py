@@ -16,7 +16,7 @@ from zipfstage.plotting.diagnostics import diagnostics_figure
 from zipfstage.plotting.multi_layer import multi_layer_figure
 from zipfstage.plotting.rank_frequency import rank_frequency_figure
 from zipfstage.plotting.records import lookup, parse_records
-from zipfstage.store.fits import read_fit_curves, read_fit_records
+from zipfstage.store.fits import read_fit_curves, read_fit_records, require_current_fits
 from zipfstage.store.layout import CHANNEL_WISE
 from zipfstage.store.reader import open_store
 
@@ -49,7 +49,9 @@ def plot_run(
     out_dir = Path(out_dir)
     reader = open_store(out_dir)
     reader.require_data()
-    table, channels = parse_records(read_fit_records(out_dir))
+    records = read_fit_records(out_dir)
+    require_current_fits(out_dir, records, reader.n_tokens)
+    table, channels = parse_records(records)
     chosen_points, chosen_metrics = reader.select(points or ["all"], metrics or ["all"])
     scalars = [m for m in chosen_metrics if m != CHANNEL_WISE]
     exts = style.extensions(fmt)

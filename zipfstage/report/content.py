@@ -14,7 +14,7 @@ from zipfstage.plotting.records import Fit, FitTable, lookup, parse_records
 from zipfstage.report.figures import ReportFigure, report_figures
 from zipfstage.report.tokens import PointTail, load_decoder, tail_tokens
 from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
-from zipfstage.store.fits import read_fit_records
+from zipfstage.store.fits import read_fit_records, require_current_fits
 from zipfstage.store.reader import StoreReader, open_store
 
 
@@ -50,7 +50,9 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
     """Read the store and fits (never the model) into a ReportContent."""
     reader = open_store(out_dir)
     reader.require_data()
-    table, channels = parse_records(read_fit_records(out_dir))
+    records = read_fit_records(out_dir)
+    require_current_fits(out_dir, records, reader.n_tokens)
+    table, channels = parse_records(records)
     notes = []
     metric = tail_metric
     if tail_metric not in reader.scalar_metrics:

@@ -65,6 +65,23 @@ def read_fit_records(out_dir: Path) -> FitRecords:
     return records
 
 
+def require_current_fits(out_dir: Path, records: FitRecords, n_tokens: int) -> None:
+    """Refuse to draw or report fits made from fewer tokens than the store now holds.
+
+    A fit can run on a store that `collect` is still filling; once collect adds tokens, figures
+    would lay old fits over new data without saying so.
+    """
+    for point, by_metric in records.items():
+        for metric, record in by_metric.items():
+            first = record[0] if isinstance(record, list) and record else record
+            made_from = first.get("store_tokens") if isinstance(first, dict) else None
+            if made_from is not None and made_from != n_tokens:
+                raise ZipfstageError(
+                    f"the fit of {point}/{metric} was made from {made_from:,} tokens but the "
+                    f"store now holds {n_tokens:,}: run `zipfstage fit --out {out_dir}` again"
+                )
+
+
 def read_fit_curves(out_dir: Path, point: str, metric: str) -> dict[str, np.ndarray]:
     """Arrays stored beside a record (scan curves, bootstrap draws); empty if none."""
     root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)

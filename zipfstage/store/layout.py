@@ -15,6 +15,7 @@ so any worker can write any batch without touching another batch's chunk.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -73,6 +74,19 @@ FITS_JSON = "fits.json"
 def tokenizer_path(out_dir: Path) -> Path:
     """Where `collect` saves the tokenizer, so `report` can decode tokens without the model."""
     return Path(out_dir) / TOKENIZER_DIR
+
+
+#: what later stages derive from the store; all of it is stale once the store is replaced
+DERIVED_OUTPUTS = (TOKENIZER_DIR, FITS_JSON, "plots", "report.html", "report.md", "report_files")
+
+
+def remove_derived_outputs(out_dir: Path) -> None:
+    for name in DERIVED_OUTPUTS:
+        path = Path(out_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def fits_json_path(out_dir: Path) -> Path:

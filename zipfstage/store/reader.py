@@ -93,7 +93,9 @@ class StoreReader:
         data = np.asarray(array_at(self.root, name)[:])
         if self.complete:
             return data
-        return data[self.committed_rows]
+        # an interrupted final trim can leave arrays of different lengths; rows past a trimmed
+        # length were never committed, so cutting the mask to the array is exact
+        return data[self.committed_rows[: data.shape[0]]]
 
     def metric(self, point: str, metric: str, skip_positions: int = 0) -> np.ndarray:
         """Committed values of one metric: [N] for scalars, [N, k] for channel_wise.

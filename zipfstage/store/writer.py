@@ -47,8 +47,9 @@ def create_store(
 ) -> None:
     """Lay out every array in a temporary folder, then move it into place in one rename."""
     path = Path(path)
+    for leftover in path.parent.glob(f".{path.name}.creating-*"):  # from a killed creation
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     root = zarr.open_group(staging, mode="w", zarr_format=3)
     rows, chunk = plan.planned_rows, plan.rows_per_batch
     for name in (TOKEN_IDS, TOKEN_POSITIONS):
