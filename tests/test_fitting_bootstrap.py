@@ -56,3 +56,42 @@ def test_no_bootstrap_means_no_p_value(replicates: int) -> None:
         np.random.default_rng(4).pareto(1.5, 200) + 1, bootstrap=replicates, compare=False
     )
     assert result.p_value is None and result.alpha_ci is None and result.xmin_ci is None
+
+
+def test_bfloat16_rounding_matches_torch_and_is_detected() -> None:
+    import torch
+
+    from zipfstage.fitting.bootstrap import round_to_bfloat16, storage_grid
+
+    values = np.random.default_rng(3).lognormal(0, 3, size=10_000)
+    ours = round_to_bfloat16(values)
+    reference = torch.tensor(values, dtype=torch.float32).to(torch.bfloat16).double().numpy()
+    np.testing.assert_array_equal(ours, reference)
+    assert storage_grid(ours) is round_to_bfloat16
+    assert storage_grid(values) is None
+    halves = values[values < 6e4].astype(np.float16).astype(np.float64)
+    assert storage_grid(halves[np.isfinite(halves)]) is not None
+
+
+def test_bootstrap_draws_synthetic_tails_on_the_data_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 data tie heavily; synthetic tails must tie the same way, or p is biased low."""
+    import zipfstage.fitting.bootstrap as bootstrap_module
+
+    seen: list[np.ndarray] = []
+    original = bootstrap_module._on_grid
+
+    def spy(draws: np.ndarray, grid: object) -> np.ndarray:
+        out = original(draws, grid)  # type: ignore[arg-type]
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(bootstrap_module, "_on_grid", spy)
+    x = bootstrap_module.round_to_bfloat16(np.random.default_rng(0).pareto(1.5, 3000) + 1.0)
+    fit_power_law(x, bootstrap=5, seed=0, compare=False)
+    assert seen and all(
+        np.array_equal(bootstrap_module.round_to_bfloat16(s), s) and len(np.unique(s)) < len(s)
+        for s in seen
+    )
+    seen.clear()
+    fit_power_law(np.random.default_rng(0).pareto(1.5, 3000) + 1.0, bootstrap=5, compare=False)
+    assert seen and all(len(np.unique(s)) == len(s) for s in seen)  # float64 data: no grid

@@ -8,6 +8,7 @@ distances at least the observed one. The same re-fits give percentile intervals 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,36 @@ def power_law_sample(
     return np.asarray(xmin * np.exp(-np.log1p(-u * tail_mass) / beta))
 
 
+def round_to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """Round to the nearest bfloat16 (ties to even), as torch's cast does, returned as float64."""
+    bits = np.asarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def round_to_float16(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values).astype(np.float16).astype(np.float64)
+
+
+Rounding = Callable[[np.ndarray], np.ndarray]
+
+
+def storage_grid(values: np.ndarray) -> Rounding | None:
+    """How the data were rounded, if they all lie on the bfloat16 or float16 grid.
+
+    Activations collected in bf16/fp16 are exact numbers of that grid and tie heavily. Synthetic
+    tails drawn from a continuous law have no ties, which inflates the data's KS distance relative
+    to theirs and biases the p-value low; drawing synthetic tails onto the same grid removes that.
+    """
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        return None
+    for rounding in (round_to_bfloat16, round_to_float16):
+        with np.errstate(over="ignore"):
+            if np.array_equal(rounding(values), values):
+                return rounding
+    return None
+
+
 def bootstrap(
     prep: Prepared,
     fit: TailFit,
@@ -53,6 +84,7 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     n = prep.n
     body = prep.x[: fit.k]
+    grid = storage_grid(prep.x[fit.k :])
     alphas = np.full(replicates, np.nan)
     xmins = np.full(replicates, np.nan)
     distances = np.full(replicates, np.nan)
@@ -61,7 +93,7 @@ def bootstrap(
         synthetic = np.concatenate(
             [
                 rng.choice(body, size=n - n_tail, replace=True) if n_tail < n else body[:0],
-                power_law_sample(rng, n_tail, fit.alpha, fit.xmin, xmax),
+                _on_grid(power_law_sample(rng, n_tail, fit.alpha, fit.xmin, xmax), grid),
             ]
         )
         synthetic.sort()
@@ -86,3 +118,7 @@ def bootstrap(
         xmins,
         int((~done).sum()),
     )
+
+
+def _on_grid(draws: np.ndarray, grid: Rounding | None) -> np.ndarray:
+    return draws if grid is None else grid(draws)
