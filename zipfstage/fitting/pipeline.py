@@ -26,7 +26,7 @@ from zipfstage.store.layout import CHANNEL_WISE
 from zipfstage.store.reader import open_store
 
 #: bump when a change to the fitting code should invalidate stored fits
-FIT_VERSION = 2
+FIT_VERSION = 3
 
 
 @dataclass(frozen=True)
