@@ -171,6 +171,47 @@ def ks_one(
 
 
 @njit(cache=True, nogil=True)
+def attempt(
+    log_u: np.ndarray,
+    first: np.ndarray,
+    n: int,
+    c: int,
+    betas: np.ndarray,
+    norms: np.ndarray,
+    bound: float,
+    dist: np.ndarray,
+    proven: np.ndarray,
+    witness: np.ndarray,
+    slot: int,
+) -> int:
+    """Candidate c against `bound`: witnesses first, then a sweep; a pruning sweep leaves a new
+    witness. Fills dist[c] and proven[c]; returns the next witness slot. Used for the few
+    neighbours of the best seed (the main loop repeats this inline: a call per candidate there
+    costs more than the pruning itself)."""
+    k = first[c]
+    inv_tail = 1.0 / (n - k)
+    inv_norm = 1.0 / norms[c]
+    if bound < np.inf:
+        m = witness.shape[0]
+        for i in range(m):
+            # newest first: the last witness to prune (or be found) is the likeliest to prune next
+            w = (slot - 1 - i) % m
+            j = witness[w]
+            if j >= c:
+                d = deviation(log_u, first, j, k, inv_tail, log_u[c], betas[c], inv_norm)
+                if d > bound:
+                    dist[c] = d
+                    return slot
+    d, ok, where = ks_one(log_u, first, c, k, n, log_u[c], betas[c], norms[c], bound)
+    dist[c] = d
+    proven[c] = ok
+    if ok:
+        return slot
+    witness[slot] = peak(log_u, first, where, k, inv_tail, log_u[c], betas[c], inv_norm)
+    return (slot + 1) % witness.shape[0]
+
+
+@njit(cache=True, nogil=True)
 def ks_scan(
     log_u: np.ndarray,
     first: np.ndarray,
@@ -213,20 +254,23 @@ def ks_scan(
         if d < best:
             best = d
             best_seed = c
+    local = np.full(N_WITNESS, -1, dtype=np.int64)
+    at = 0
     lo = max(best_seed - N_SEED, 0)
     hi = min(best_seed + N_SEED, n_cand)
     for c in range(lo, hi):
-        if proven[c] or not valid[c]:
-            continue
-        d, ok, _ = ks_one(log_u, first, c, first[c], n, log_u[c], betas[c], norms[c], best)
-        dist[c] = d
-        proven[c] = ok
-        if ok and d < best:
-            best = d
+        if valid[c] and not proven[c]:
+            bound = np.inf if exact else best
+            at = attempt(log_u, first, n, c, betas, norms, bound, dist, proven, local, at)
+            if proven[c] and dist[c] < best:
+                best = dist[c]
+    # main loop: `attempt` written inline; witnesses are tried from the last one that pruned
     witness = np.full(N_WITNESS, -1, dtype=np.int64)
     slot = 0
+    hit = 0
     for c in range(n_cand):
-        if proven[c]:
+        # a lower bound already above an earlier (so larger) best stays pruned
+        if proven[c] or dist[c] < np.inf:
             continue
         bound = np.inf if exact else best
         k = first[c]
@@ -234,13 +278,17 @@ def ks_scan(
         inv_norm = 1.0 / norms[c]
         pruned = False
         if not exact:
-            for w in range(N_WITNESS):
+            for i in range(N_WITNESS):
+                w = hit + i
+                if w >= N_WITNESS:
+                    w -= N_WITNESS
                 j = witness[w]
                 if j >= c:
                     d = deviation(log_u, first, j, k, inv_tail, log_u[c], betas[c], inv_norm)
                     if d > bound:
                         dist[c] = d
                         pruned = True
+                        hit = w
                         break
         if pruned:
             continue
@@ -249,6 +297,7 @@ def ks_scan(
         proven[c] = ok
         if not ok:
             witness[slot] = peak(log_u, first, where, k, inv_tail, log_u[c], betas[c], inv_norm)
+            hit = slot
             slot = (slot + 1) % N_WITNESS
         elif valid[c] and d < best:
             best = d
