@@ -16,7 +16,7 @@ from scipy.optimize import elementwise
 
 from zipfstage.fitting.data import Prepared
 from zipfstage.fitting.result import ScanCurves
-from zipfstage.fitting.xmin_scan import ks_one, ks_scan
+from zipfstage.fitting.xmin_scan import ks_one, ks_scan, suffix_sums
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,10 @@ def candidate_betas(
     """alpha - 1 for candidates 0..n_cand-1, and the CDF normaliser 1 - (xmax/xmin)^-beta."""
     x = prep.x
     n = prep.n
-    log_x = np.log(x)
-    suffix = np.cumsum(log_x[::-1])[::-1]
     k = prep.first[:n_cand]
     n_tail = (n - k).astype(np.float64)
     log_u = np.log(prep.unique[:n_cand])
-    mean_log = (suffix[k] - n_tail * log_u) / n_tail
+    mean_log = (suffix_sums(np.log(x), k) - n_tail * log_u) / n_tail
     if xmax is None:
         return 1.0 / mean_log, np.ones(n_cand)
     log_r = np.log(xmax) - log_u

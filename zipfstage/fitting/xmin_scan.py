@@ -32,6 +32,22 @@ SLACK = 1e-13
 
 
 @njit(cache=True, nogil=True)
+def suffix_sums(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Sums of values[i:] for each i in `at` (ascending): one backward pass, no full cumsum array.
+
+    Added in the same order as `np.cumsum(values[::-1])`, so the sums are bit for bit the same."""
+    out = np.empty(at.shape[0])
+    total = 0.0
+    i = values.shape[0]
+    for m in range(at.shape[0] - 1, -1, -1):
+        while i > at[m]:
+            i -= 1
+            total += float(values[i])
+        out[m] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
 def deviation(
     log_u: np.ndarray,
     first: np.ndarray,
