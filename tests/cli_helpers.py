@@ -13,6 +13,14 @@ import zarr
 from zipfstage.store import open_store
 
 
+def small_collect_args(max_tokens: int, points: str, metrics: str = "all") -> list[str]:
+    """Options for a quick collect on the pydoc corpus: 32-token sequences, 4 per batch."""
+    return (
+        f"--data pydoc --max-tokens {max_tokens} --seq-len 32 --batch-size 4 --points {points} "
+        f"--metrics {metrics} --channels 4 -q"
+    ).split()
+
+
 def cli_env() -> dict[str, str]:
     """Offline, one thread per process: runs are reproducible bit for bit."""
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

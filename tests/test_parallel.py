@@ -15,46 +15,22 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.cli_helpers import all_arrays, assert_stores_match, committed_batches, spawn_collect
+from tests.cli_helpers import (
+    all_arrays,
+    assert_stores_match,
+    committed_batches,
+    small_collect_args,
+    spawn_collect,
+)
 from zipfstage.cli import app
 from zipfstage.collect.runner import share_of
 from zipfstage.store import open_store
 
 runner = CliRunner()
 # 125 batches of few arrays: long enough to kill mid-run, quick to write on a 2-core machine
-LONG = [
-    "--data",
-    "pydoc",
-    "--max-tokens",
-    "16000",
-    "--seq-len",
-    "32",
-    "--batch-size",
-    "4",
-    "--points",
-    "embed,last",
-    "--metrics",
-    "rms,channel_wise",
-    "--channels",
-    "4",
-    "-q",
-]
+LONG = small_collect_args(16000, "embed,last", "rms,channel_wise")
 # every metric at three points, one chunk per batch each
-SHORT = [
-    "--data",
-    "pydoc",
-    "--max-tokens",
-    "1280",
-    "--seq-len",
-    "32",
-    "--batch-size",
-    "4",
-    "--points",
-    "embed,layer_1,last",
-    "--channels",
-    "4",
-    "-q",
-]
+SHORT = small_collect_args(1280, "embed,layer_1,last")
 
 
 @pytest.fixture

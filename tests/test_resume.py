@@ -9,24 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.cli_helpers import all_arrays, committed_batches, spawn_collect
+from tests.cli_helpers import all_arrays, committed_batches, small_collect_args, spawn_collect
 from zipfstage.store import open_store
 
-ARGS = [
-    "--data",
-    "pydoc",
-    "--max-tokens",
-    "16000",
-    "--seq-len",
-    "32",
-    "--batch-size",
-    "4",
-    "--points",
-    "embed,layer_1,last",
-    "--channels",
-    "4",
-    "-q",
-]
+ARGS = small_collect_args(16000, "embed,layer_1,last")
 
 
 def run_cli(model: Path, out: Path) -> subprocess.Popen[bytes]:
