@@ -170,14 +170,22 @@ def test_shard_model_on_cpu_matches(tiny_llama: Path, tmp_path: Path, one_thread
     assert_same_as(all_arrays(tmp_path / "plain"), tmp_path / "sharded")
 
 
+def start_two_workers(
+    model: Path, out: Path
+) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
+    """A 2-worker collect in the background, once 10 batches are committed."""
+    process = spawn_cli(model, out, "--devices", "cpu,cpu")
+    wait_for_batches(process, out, 10)
+    workers = workers_of(process.pid)
+    assert len(workers) == 2
+    return process, workers
+
+
 def test_killed_two_worker_run_resumes_on_one(
     tiny_llama: Path, tmp_path: Path, long_reference: dict[str, np.ndarray], one_thread: None
 ) -> None:
     out = tmp_path / "run"
-    process = spawn_cli(tiny_llama, out, "--devices", "cpu,cpu")
-    wait_for_batches(process, out, 10)
-    workers = workers_of(process.pid)
-    assert len(workers) == 2
+    process, workers = start_two_workers(tiny_llama, out)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     # the workers notice their parent is gone and stop writing at once
@@ -195,10 +203,7 @@ def test_dead_worker_stops_run_and_store_resumes_on_three(
     tiny_llama: Path, tmp_path: Path, long_reference: dict[str, np.ndarray], one_thread: None
 ) -> None:
     out = tmp_path / "run"
-    process = spawn_cli(tiny_llama, out, "--devices", "cpu,cpu")
-    wait_for_batches(process, out, 10)
-    workers = workers_of(process.pid)
-    assert len(workers) == 2
+    process, workers = start_two_workers(tiny_llama, out)
     workers[1].send_signal(signal.SIGKILL)
     assert process.wait(timeout=60) == 1
     stderr = process.stderr.read().decode()  # type: ignore[union-attr]
