@@ -58,8 +58,7 @@ def test_ctrl_c_stops_at_a_batch_boundary_and_resumes(tiny_llama: Path, tmp_path
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    if process.returncode == 0:
-        return  # finished before the signal landed: nothing to check on this machine
+    # 500 batches and a signal after 5: the run cannot have finished first
     assert process.returncode == 130, stderr.decode()
     assert "stopped at a batch boundary" in stderr.decode()
     stopped = open_store(out)
