@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from zipfstage.commands import collect, config_cmd, demo, fit, plot, report
+from zipfstage.commands.common import abort
+from zipfstage.errors import USAGE_EXIT_CODE
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a bad option value, a missing argument) as one line and exit 2, no box."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            result = abort("aborted", 1).exit_code
+        except typer.TyperException as exc:
+            message = " ".join(exc.format_message().split())
+            result = abort(message, USAGE_EXIT_CODE).exit_code if message else USAGE_EXIT_CODE
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
     name="zipfstage",
@@ -12,6 +43,7 @@ app = typer.Typer(
         "Measure whether LLM activations follow power laws, layer by layer and metric by "
         "metric.\n\nStages share one Zarr store: collect (GPU) -> fit -> plot -> report (laptop)."
     ),
+    cls=OneLineErrors,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -16,6 +18,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -115,20 +118,79 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, config_path: Path | None = None, **overrides: Any) -> Settings:
         """Resolve settings; `overrides` are CLI values (None means "not given") by section."""
-        if config_path is not None and not config_path.is_file():
-            raise ZipfstageError(f"config file not found: {config_path}")
+        if config_path is not None:
+            _check_config_file(config_path)
         cleaned = _drop_none(overrides)
         yaml_class = type("_LoadedSettings", (cls,), {"_yaml_path": config_path})
         try:
             loaded = yaml_class(**cleaned)
         except ValidationError as exc:
             raise ZipfstageError(_one_line(exc)) from None
-        except yaml.YAMLError as exc:
-            raise ZipfstageError(f"config file {config_path} is not valid YAML: {exc}") from None
+        except SettingsError as exc:  # e.g. ZIPFSTAGE_COLLECT='{bad' (a section must be JSON)
+            field = re.search(r'field "(\w+)"', str(exc))
+            name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a ZIPFSTAGE_ variable"
+            raise ZipfstageError(
+                f"environment variable {name} is not a JSON object; give a whole section as "
+                "JSON, or one key as ZIPFSTAGE_<SECTION>__<KEY>"
+            ) from None
         return cls.model_validate(loaded.model_dump())
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+ENV_PREFIX = "ZIPFSTAGE_"
+#: ZIPFSTAGE_* variables read outside the settings tree (cache folder, nox's torch and Python)
+ENV_OUTSIDE_SETTINGS = frozenset({"ZIPFSTAGE_CACHE", "ZIPFSTAGE_TORCH", "ZIPFSTAGE_PYTHON"})
+
+
+def unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:
+    """ZIPFSTAGE_* variables that set nothing (ZIPFSTAGE_COLLECT_MAX_TOKENS: one underscore)."""
+    unknown = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in ENV_OUTSIDE_SETTINGS:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if not _names_a_setting(Settings, path):
+            unknown.append(name)
+    return unknown
+
+
+def _names_a_setting(model: type[BaseModel], path: list[str]) -> bool:
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return False
+    if len(path) == 1:
+        return True
+    inner = field.annotation
+    return (
+        isinstance(inner, type)
+        and issubclass(inner, BaseModel)
+        and _names_a_setting(inner, path[1:])
+    )
+
+
+def _check_config_file(path: Path) -> None:
+    """A config file must exist and hold a mapping of sections; say which in one line if not."""
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "not found"
+        raise ZipfstageError(f"config file {path} is {what}; give a YAML file")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ZipfstageError(f"config file {path} is not valid YAML: {_squash(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZipfstageError(f"config file {path} cannot be read: {exc}") from None
+    if content is not None and not isinstance(content, dict):
+        raise ZipfstageError(
+            f"config file {path} holds a {type(content).__name__}, not a mapping; its top level "
+            "must be sections such as 'collect:' and 'fit:' (see configs/default.yaml)"
+        )
+
+
+def _squash(exc: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(exc).split())
 
 
 def collect_identity(settings: CollectSettings) -> dict[str, Any]:

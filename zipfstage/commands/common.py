@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -10,7 +11,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from zipfstage.config import Settings
+from zipfstage.config import Settings, unknown_environment_keys
 from zipfstage.errors import INTERRUPTED_EXIT_CODE, ZipfstageError
 
 console = Console(stderr=True)
@@ -71,4 +72,11 @@ def split_csv(value: str | None) -> list[str] | None:
 
 def load_settings(config: Path | None, out: Path | None = None, **sections: Any) -> Settings:
     """Resolve settings with CLI values (None = not given) on top of env, YAML and defaults."""
+    for name in unknown_environment_keys(os.environ):
+        console.print(
+            f"[yellow]warning:[/] environment variable {name} sets no setting (sections and keys "
+            "join with two underscores: ZIPFSTAGE_COLLECT__MAX_TOKENS)",
+            highlight=False,
+            soft_wrap=True,
+        )
     return Settings.load(config, out=out, **sections)
