@@ -1,6 +1,14 @@
-"""Names and shapes inside the store, in one place so writer and reader cannot disagree.
+"""Every name in a run folder and inside its store, in one place so no two modules disagree.
 
 ```
+DIR/store.zarr/             the store (below); everything else in DIR is derived from it:
+DIR/tokenizer/              the tokenizer `collect` saved, so `report` decodes without the model
+DIR/fits.json               every fit record (`zipfstage.records`), mirrored from the store
+DIR/plots/                  `plot`'s figures
+DIR/report.html, report.md  `report`, with report.md's images in DIR/report_files/
+DIR/outliers.json           reserved for an outlier-token listing
+DIR/compare/                reserved for comparisons with other runs (not derived: kept)
+
 DIR/store.zarr/
   (root attrs)              "zipfstage": schema version, config and hash, model, data, plan, status
   tokens/ids                int32 [N]       token id of every row (-1 where not written)
@@ -22,6 +30,8 @@ from typing import Any, cast
 
 import zarr
 
+from zipfstage.records import CHANNEL_WISE
+
 SCHEMA_VERSION = 1
 STORE_NAME = "store.zarr"
 ROOT_ATTR = "zipfstage"
@@ -30,13 +40,8 @@ TOKEN_IDS = "tokens/ids"
 TOKEN_POSITIONS = "tokens/position"
 METRICS_GROUP = "metrics"
 FITS_GROUP = "fits"
-CHANNEL_WISE = "channel_wise"
 STATUS_RUNNING = "running"
 STATUS_COMPLETE = "complete"
-
-
-def store_path(out_dir: Path) -> Path:
-    return Path(out_dir) / STORE_NAME
 
 
 def metric_array_name(point: str, metric: str) -> str:
@@ -69,28 +74,92 @@ class StorePlan:
 
 TOKENIZER_DIR = "tokenizer"
 FITS_JSON = "fits.json"
+PLOTS_DIR = "plots"
+REPORT_HTML = "report.html"
+REPORT_MARKDOWN = "report.md"
+REPORT_ASSETS = "report_files"
+OUTLIERS_JSON = "outliers.json"
+COMPARE_DIR = "compare"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of one run folder; every stage finds its inputs and outputs here."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def store(self) -> Path:
+        return self.root / STORE_NAME
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / TOKENIZER_DIR
+
+    @property
+    def fits_json(self) -> Path:
+        return self.root / FITS_JSON
+
+    @property
+    def plots(self) -> Path:
+        return self.root / PLOTS_DIR
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / REPORT_HTML
+
+    @property
+    def report_markdown(self) -> Path:
+        return self.root / REPORT_MARKDOWN
+
+    @property
+    def report_assets(self) -> Path:
+        """Images report.md links to, by this folder's name relative to report.md."""
+        return self.root / REPORT_ASSETS
+
+    @property
+    def outliers_json(self) -> Path:
+        return self.root / OUTLIERS_JSON
+
+    @property
+    def compare(self) -> Path:
+        return self.root / COMPARE_DIR
+
+    def derived(self) -> tuple[Path, ...]:
+        """What later stages derive from the store: all of it is stale once the store is replaced."""
+        return (
+            self.tokenizer,
+            self.fits_json,
+            self.plots,
+            self.report_html,
+            self.report_markdown,
+            self.report_assets,
+            self.outliers_json,
+        )
+
+
+def store_path(out_dir: Path) -> Path:
+    return RunFolder(out_dir).store
 
 
 def tokenizer_path(out_dir: Path) -> Path:
     """Where `collect` saves the tokenizer, so `report` can decode tokens without the model."""
-    return Path(out_dir) / TOKENIZER_DIR
+    return RunFolder(out_dir).tokenizer
 
 
-#: what later stages derive from the store; all of it is stale once the store is replaced
-DERIVED_OUTPUTS = (TOKENIZER_DIR, FITS_JSON, "plots", "report.html", "report.md", "report_files")
+def fits_json_path(out_dir: Path) -> Path:
+    return RunFolder(out_dir).fits_json
 
 
 def remove_derived_outputs(out_dir: Path) -> None:
-    for name in DERIVED_OUTPUTS:
-        path = Path(out_dir) / name
+    for path in RunFolder(out_dir).derived():
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-
-
-def fits_json_path(out_dir: Path) -> Path:
-    return Path(out_dir) / FITS_JSON
 
 
 def fit_group_name(point: str, metric: str) -> str:
