@@ -15,8 +15,8 @@ import numpy as np
 from scipy.optimize import elementwise
 
 from zipfstage.fitting.prepared import Prepared
-from zipfstage.records import ScanCurves
 from zipfstage.fitting.xmin_scan import ks_one, ks_scan, suffix_sums
+from zipfstage.records import ScanCurves
 
 
 @dataclass(frozen=True)

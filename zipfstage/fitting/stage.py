@@ -152,9 +152,7 @@ def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[Fi
     else:
         channels = store.channel_indices
         labels = channels if len(channels) == data.shape[1] else list(range(data.shape[1]))
-        columns = [
-            (int(c), np.abs(data[:, j]).astype(np.float64)) for j, c in enumerate(labels)
-        ]
+        columns = [(int(c), np.abs(data[:, j]).astype(np.float64)) for j, c in enumerate(labels)]
     return [
         FitTask(
             pair.point,
@@ -205,7 +203,9 @@ def fit_task(task: FitTask) -> Fitted:
     return task, result.replace(point=task.point, metric=task.metric, channel=task.channel)
 
 
-def regroup(fitted: Iterable[Fitted], expected: dict[Key, int]) -> Iterator[tuple[Key, list[Fitted]]]:
+def regroup(
+    fitted: Iterable[Fitted], expected: dict[Key, int]
+) -> Iterator[tuple[Key, list[Fitted]]]:
     """Yield each pair's fits, in channel order, as soon as the last of them is done."""
     waiting: dict[Key, list[Fitted]] = {}
     for task, record in fitted:

@@ -6,13 +6,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from zipfstage.formatting import fmt_fixed, fmt_number
 from zipfstage.plotting import style
 from zipfstage.plotting.annotate import not_fitted, note
-from zipfstage.plotting.data import metric_label
-from zipfstage.plotting.records import Fit
+from zipfstage.plotting.samples import metric_label
+from zipfstage.records import FitRecord
 
 
-def diagnostics_figure(fit: Fit, curves: dict[str, np.ndarray]) -> Figure:
+def diagnostics_figure(fit: FitRecord, curves: dict[str, np.ndarray]) -> Figure:
     """Scan panels (KS vs xmin, alpha vs xmin) and, where a bootstrap ran, its distributions."""
     boot = [name for name in ("bootstrap_alpha", "bootstrap_xmin") if _finite(curves.get(name))]
     n_panels = 2 + len(boot)
@@ -45,7 +46,7 @@ def _scan(
     ax: Axes,
     x: np.ndarray | None,
     y: np.ndarray | None,
-    fit: Fit,
+    fit: FitRecord,
     label: str,
     best: str | None,
     exact: np.ndarray | None,
@@ -91,7 +92,7 @@ def _scan(
             color=style.FIT_COLOR,
             ls="--",
             lw=1.3,
-            label=f"chosen xmin = {style.fmt_number(fit.xmin)}",
+            label=f"chosen xmin = {fmt_number(fit.xmin)}",
         )
         if fit.alpha is not None and best is None:
             ax.axhline(
@@ -99,12 +100,12 @@ def _scan(
                 color=style.MUTED_COLOR,
                 ls=":",
                 lw=1.0,
-                label=f"fitted \u03b1 = {style.fmt_fixed(fit.alpha)}",
+                label=f"fitted \u03b1 = {fmt_fixed(fit.alpha)}",
             )
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
 
 
-def _bootstrap(ax: Axes, draws: np.ndarray, fit: Fit, name: str) -> None:
+def _bootstrap(ax: Axes, draws: np.ndarray, fit: FitRecord, name: str) -> None:
     draws = draws[np.isfinite(draws)]
     is_alpha = name == "bootstrap_alpha"
     log = not is_alpha and draws.size and draws.min() > 0 and draws.max() / draws.min() > 20
@@ -118,7 +119,7 @@ def _bootstrap(ax: Axes, draws: np.ndarray, fit: Fit, name: str) -> None:
     ax.set_ylabel("resamples")
     point = fit.alpha if is_alpha else fit.xmin
     if point is not None:
-        shown = style.fmt_fixed(point) if is_alpha else style.fmt_number(point)
+        shown = fmt_fixed(point) if is_alpha else fmt_number(point)
         ax.axvline(point, color=style.FIT_COLOR, ls="--", lw=1.3, label=f"fitted: {shown}")
     if is_alpha and fit.alpha_ci is not None:
         for edge in fit.alpha_ci:

@@ -15,8 +15,9 @@ import numpy as np
 import zarr
 
 from zipfstage.errors import ZipfstageError
-from zipfstage.records import RawRecords, jsonable
+from zipfstage.records import ChannelFits, FitTable, RawRecords, jsonable, parse_records
 from zipfstage.store.layout import FITS_GROUP, fit_group_name, fits_json_path, store_path
+from zipfstage.store.reader import StoreReader, open_store
 
 FitRecords = RawRecords
 
@@ -101,3 +102,16 @@ def write_fits_json(out_dir: Path, records: FitRecords) -> Path:
     tmp.replace(path)
     return path
 
+
+def read_fitted_store(out_dir: Path) -> tuple[StoreReader, FitTable, ChannelFits]:
+    """The store and its fits, for the stages that draw or report them.
+
+    Raises `ZipfstageError` when the store is missing or empty, `fit` never ran, or the fits are
+    older than the store's data (see `require_current_fits`).
+    """
+    reader = open_store(out_dir)
+    reader.require_data()
+    records = read_fit_records(out_dir)
+    require_current_fits(out_dir, records, reader.n_tokens)
+    table, channels = parse_records(records)
+    return reader, table, channels

@@ -30,8 +30,6 @@ from typing import Any, cast
 
 import zarr
 
-from zipfstage.records import CHANNEL_WISE
-
 SCHEMA_VERSION = 1
 STORE_NAME = "store.zarr"
 ROOT_ATTR = "zipfstage"
@@ -129,7 +127,7 @@ class RunFolder:
         return self.root / COMPARE_DIR
 
     def derived(self) -> tuple[Path, ...]:
-        """What later stages derive from the store: all of it is stale once the store is replaced."""
+        """What later stages derive from the store: all stale once the store is replaced."""
         return (
             self.tokenizer,
             self.fits_json,
