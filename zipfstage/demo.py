@@ -64,7 +64,7 @@ def run_demo(
         console.print(result.summary, highlight=False)
     console.rule()
     timings = ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
-    report = RunFolder(settings.out).report_html
+    report = RunFolder.at(settings.out).report_html
     console.print(f"[green]done[/] ({timings}). Open {report}")
     return DemoResult(settings.out, report, seconds)
 

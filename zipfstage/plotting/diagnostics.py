@@ -64,44 +64,22 @@ def _scan(
     style.log_axes(ax, y=False)
     if exact is not None and len(exact) == len(x) and (np.asarray(exact) == 0).any():
         pruned = keep & (np.asarray(exact) == 0)
-        ax.plot(
-            x[pruned],
-            y[pruned],
-            lw=0,
-            marker=".",
-            ms=1.5,
-            alpha=0.35,
-            color=style.MUTED_COLOR,
-            label="pruned (lower bound)",
+        marks = (
+            (pruned, 1.5, 0.35, style.MUTED_COLOR, "pruned (lower bound)"),
+            (keep & ~pruned, 3.0, 1.0, style.DATA_COLOR, "computed exactly"),
         )
-        computed = keep & ~pruned
-        ax.plot(
-            x[computed],
-            y[computed],
-            lw=0,
-            marker=".",
-            ms=3.0,
-            color=style.DATA_COLOR,
-            label="computed exactly",
-        )
+        for rows, size, opacity, color, name in marks:
+            ax.plot(
+                x[rows], y[rows], lw=0, marker=".", ms=size, alpha=opacity, color=color, label=name
+            )
     else:
         ax.plot(x[keep], y[keep], color=style.DATA_COLOR, lw=1.4)
     if fit.xmin is not None:
-        ax.axvline(
-            fit.xmin,
-            color=style.FIT_COLOR,
-            ls="--",
-            lw=1.3,
-            label=f"chosen xmin = {fmt_number(fit.xmin)}",
-        )
+        chosen = f"chosen xmin = {fmt_number(fit.xmin)}"
+        ax.axvline(fit.xmin, color=style.FIT_COLOR, ls="--", lw=1.3, label=chosen)
         if fit.alpha is not None and best is None:
-            ax.axhline(
-                fit.alpha,
-                color=style.MUTED_COLOR,
-                ls=":",
-                lw=1.0,
-                label=f"fitted \u03b1 = {fmt_fixed(fit.alpha)}",
-            )
+            fitted = f"fitted \u03b1 = {fmt_fixed(fit.alpha)}"
+            ax.axhline(fit.alpha, color=style.MUTED_COLOR, ls=":", lw=1.0, label=fitted)
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
 
 

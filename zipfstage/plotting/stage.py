@@ -41,7 +41,7 @@ def run(settings: PlotSettings, run_dir: Path, progress: Progress | None = None)
     started = time.perf_counter()
     reader, table, channels = read_fitted_store(run_dir)
     points, metrics = reader.select(settings.points, settings.metrics)
-    save = _Saver(RunFolder(run_dir).plots, style.extensions(settings.format), settings.dpi)
+    save = _Saver(RunFolder.at(run_dir).plots, style.extensions(settings.format), settings.dpi)
     scalars = [m for m in metrics if m != CHANNEL_WISE]
     cache = SampleCache(reader, table)
     for done, metric in enumerate(scalars):

@@ -54,7 +54,8 @@ def _table(rows: list[FitRow], channel: bool = False) -> list[str]:
         out.append(
             f"| {fit.point} | {metric} | {fmt_fixed(fit.alpha if fit.ok else None)} | {ci} "
             f"| {fmt_number(fit.xmin)} | {n_tail} | {fmt_number(fit.ks_distance)} "
-            f"| {fmt_fixed(fit.slope, 3)} | {fmt_fixed(fit.r2, 3)} | {fmt_number(fit.p_value)} "
+            f"| {fmt_fixed(fit.slope, 3)} | {fmt_fixed(fit.r2, 3)} "
+            f"| {fmt_p_value(fit.p_value, fit.n_failed)} "
             f"| {_cell(row.verdict.text)} | {_cell(row.alternatives.text)} |"
         )
     return out

@@ -16,7 +16,7 @@ from zipfstage.store.layout import RunFolder
 def run(settings: ReportSettings, run_dir: Path, progress: Progress | None = None) -> StageResult:
     """Write DIR/report.html (self-contained) and DIR/report.md (+ DIR/report_files/*.png)."""
     started = time.perf_counter()
-    folder = RunFolder(run_dir)
+    folder = RunFolder.at(run_dir)
     if progress:
         progress(0, 2)
     content = gather(folder.root, settings.top_tokens, settings.tail_metric)

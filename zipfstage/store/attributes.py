@@ -17,8 +17,11 @@ import zarr
 
 from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, STATUS_RUNNING, StorePlan
 
-#: optional keys that are left out of `to_dict()` while they are None (not written yet)
-_OPTIONAL = ("collect_seconds", "created", "finished", "n_tokens", "n_batches", "config_hash")
+#: keys left out of `to_dict()` while they are None or empty (not written, or not yet)
+_OPTIONAL = (
+    *("config", "config_hash", "identity", "model", "data", "versions", "point_layers"),
+    *("collect_seconds", "created", "finished", "n_tokens", "n_batches"),
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class RunAttributes:
         out: dict[str, Any] = {}
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if item.name == "extra" or (item.name in _OPTIONAL and value is None):
+            if item.name == "extra" or (item.name in _OPTIONAL and value in (None, {})):
                 continue
             out[item.name] = list(value) if isinstance(value, tuple) else value
         out["plan"] = self.plan.to_json()

@@ -82,49 +82,30 @@ COMPARE_DIR = "compare"
 
 @dataclass(frozen=True)
 class RunFolder:
-    """The paths of one run folder; every stage finds its inputs and outputs here."""
+    """The paths of one run folder; every stage finds its inputs and outputs here.
+
+    `report_assets` holds the images report.md links to by the folder's name, REPORT_ASSETS.
+    """
 
     root: Path
+    store: Path
+    tokenizer: Path
+    fits_json: Path
+    plots: Path
+    report_html: Path
+    report_markdown: Path
+    report_assets: Path
+    outliers_json: Path
+    compare: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
-
-    @property
-    def store(self) -> Path:
-        return self.root / STORE_NAME
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.root / TOKENIZER_DIR
-
-    @property
-    def fits_json(self) -> Path:
-        return self.root / FITS_JSON
-
-    @property
-    def plots(self) -> Path:
-        return self.root / PLOTS_DIR
-
-    @property
-    def report_html(self) -> Path:
-        return self.root / REPORT_HTML
-
-    @property
-    def report_markdown(self) -> Path:
-        return self.root / REPORT_MARKDOWN
-
-    @property
-    def report_assets(self) -> Path:
-        """Images report.md links to, by this folder's name relative to report.md."""
-        return self.root / REPORT_ASSETS
-
-    @property
-    def outliers_json(self) -> Path:
-        return self.root / OUTLIERS_JSON
-
-    @property
-    def compare(self) -> Path:
-        return self.root / COMPARE_DIR
+    @classmethod
+    def at(cls, root: Path) -> RunFolder:
+        root = Path(root)
+        names = (
+            *(STORE_NAME, TOKENIZER_DIR, FITS_JSON, PLOTS_DIR),
+            *(REPORT_HTML, REPORT_MARKDOWN, REPORT_ASSETS, OUTLIERS_JSON, COMPARE_DIR),
+        )
+        return cls(root, *(root / name for name in names))
 
     def derived(self) -> tuple[Path, ...]:
         """What later stages derive from the store: all stale once the store is replaced."""
@@ -140,20 +121,20 @@ class RunFolder:
 
 
 def store_path(out_dir: Path) -> Path:
-    return RunFolder(out_dir).store
+    return RunFolder.at(out_dir).store
 
 
 def tokenizer_path(out_dir: Path) -> Path:
     """Where `collect` saves the tokenizer, so `report` can decode tokens without the model."""
-    return RunFolder(out_dir).tokenizer
+    return RunFolder.at(out_dir).tokenizer
 
 
 def fits_json_path(out_dir: Path) -> Path:
-    return RunFolder(out_dir).fits_json
+    return RunFolder.at(out_dir).fits_json
 
 
 def remove_derived_outputs(out_dir: Path) -> None:
-    for path in RunFolder(out_dir).derived():
+    for path in RunFolder.at(out_dir).derived():
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
