@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 import zarr
 
+from typer.testing import CliRunner
+
 import zipfstage.fitting.bootstrap as bootstrap_module
+from tests.cli_helpers import small_collect_args
 from tests.synthetic_store import make_synthetic_store
+from zipfstage.cli import app
 from zipfstage.fitting import fit_power_law
 from zipfstage.formatting import fmt_p_value
 from zipfstage.records import (
@@ -128,6 +132,17 @@ def test_run_attributes_round_trip_the_stored_dict(tmp_path: Path) -> None:
     assert attributes.to_dict() == stored
     assert attributes.points == tuple(stored["points"]) and attributes.complete
     assert RunAttributes.from_dict({**stored, "future_key": 1}).to_dict()["future_key"] == 1
+
+
+def test_run_attributes_round_trip_a_collected_store(tiny_llama: Path, tmp_path: Path) -> None:
+    args = ["collect", "--model", str(tiny_llama), "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, *small_collect_args(256, "embed,last", "rms")])
+    assert result.exit_code == 0, result.output
+    root = zarr.open_group(store_path(tmp_path), mode="r", zarr_format=3)
+    stored = dict(root.attrs[ROOT_ATTR])  # type: ignore[arg-type]
+    attributes = RunAttributes.from_store(root)
+    assert attributes.to_dict() == stored and not attributes.extra
+    assert attributes.n_tokens == 256 and attributes.model_name == str(tiny_llama)
 
 
 def test_a_new_store_removes_every_derived_output_and_keeps_the_rest(tmp_path: Path) -> None:
