@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-
 from typer.testing import CliRunner
 
 import zipfstage.fitting.bootstrap as bootstrap_module
