@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from zipfstage import demo, demo_model
 from zipfstage.cli import app
 from zipfstage.errors import ZipfstageError
+from zipfstage.stage import StageResult
 
 runner = CliRunner()
 
@@ -59,3 +61,29 @@ def test_demo_model_download_failure_is_one_clear_error(
     with pytest.raises(ZipfstageError, match=r"cannot download the demo model.*No matching"):
         demo_model.ensure_demo_model(tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.gguf"))
+
+
+def test_demo_hands_every_stage_its_whole_settings_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake(name: str) -> Any:
+        def run(section: Any, run_dir: Path, progress: Any) -> StageResult:
+            seen[name] = (section, run_dir)
+            return StageResult(stage=name, summary=f"{name} done", seconds=1.0)
+
+        return run
+
+    monkeypatch.setattr(
+        demo, "stages", lambda: {n: fake(n) for n in ("collect", "fit", "plot", "report")}
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text("plot:\n  points: [embed]\n  metrics: [rms]\nreport:\n  top_tokens: 3\n")
+    result = demo.run_demo(tmp_path / "out", config, max_tokens=512, bootstrap=7)
+    assert list(seen) == ["collect", "fit", "plot", "report"]
+    assert seen["plot"][0].points == ["embed"] and seen["plot"][0].metrics == ["rms"]
+    assert seen["fit"][0].bootstrap == 7 and seen["collect"][0].max_tokens == 512
+    assert seen["report"][0].top_tokens == 3 and seen["report"][1] == tmp_path / "out"
+    assert result.seconds == dict.fromkeys(seen, 1.0)
+    assert result.report == tmp_path / "out" / "report.html"

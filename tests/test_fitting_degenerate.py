@@ -40,7 +40,7 @@ def test_ties_are_flagged_not_refitted_as_discrete() -> None:
     x = np.round(rng.pareto(1.5, 3000) + 1, 1)
     result = fit_power_law(x, compare=False)
     assert result.ok and "ties" in result.flags
-    assert result.discrete is False
+    assert result.to_record()["discrete"] is False
 
 
 def test_impossible_constraints_fail_softly() -> None:

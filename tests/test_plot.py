@@ -11,16 +11,16 @@ from PIL import Image
 from scipy import special, stats
 from typer.testing import CliRunner
 
+from tests.plot_helpers import FAILED_REASON, write_synthetic_fits
 from tests.synthetic_store import make_synthetic_store
-from tests.test_plot_support import FAILED_REASON, write_synthetic_fits
 from zipfstage.cli import app
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.dashboards import dashboard_figure
-from zipfstage.plotting.data import SampleCache
 from zipfstage.plotting.multi_layer import multi_layer_figure
-from zipfstage.plotting.records import lookup, parse_records
+from zipfstage.plotting.samples import SampleCache
 from zipfstage.plotting.tail_models import alternative_ccdf, power_law_ccdf
 from zipfstage.plotting.thinning import KEEP_TOP, sorted_sample, thin_ranks
+from zipfstage.records import lookup, parse_records
 from zipfstage.store import open_store
 from zipfstage.store.fits import read_fit_records
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.plot_helpers import FAILED_REASON, write_synthetic_fits
 from tests.synthetic_store import make_synthetic_store
-from tests.test_plot_support import FAILED_REASON, write_synthetic_fits
 from zipfstage.cli import app
-from zipfstage.plotting.records import Comparison, Fit
+from zipfstage.records import Comparison, FitRecord
 from zipfstage.report.tokens import top_indices
 from zipfstage.report.verdict import alternatives_verdict, clauset_verdict
 from zipfstage.store import open_store
@@ -195,8 +195,8 @@ def test_unknown_tail_metric_falls_back_with_a_note(tmp_path: Path) -> None:
     ).read_text(encoding="utf-8")
 
 
-def _fit(p: float | None, comparisons: dict[str, tuple[float, float]] | None = None) -> Fit:
-    return Fit(
+def _fit(p: float | None, comparisons: dict[str, tuple[float, float]] | None = None) -> FitRecord:
+    return FitRecord(
         point="x",
         metric="m",
         status="ok",
@@ -211,7 +211,7 @@ def test_verdict_rules() -> None:
     assert clauset_verdict(_fit(0.1)).kind == "plausible"
     assert clauset_verdict(_fit(0.0999)).kind == "ruled-out"
     assert clauset_verdict(_fit(None)).text == "not tested (run fit --bootstrap N)"
-    assert clauset_verdict(Fit("x", "m", "failed", reason="why")).text == "no fit: why"
+    assert clauset_verdict(FitRecord("x", "m", "failed", reason="why")).text == "no fit: why"
     # a significant alternative outranks one with a larger but insignificant R
     both = {"lognormal": (-1.0, 0.05), "exponential": (-3.0, 0.5)}
     assert alternatives_verdict(_fit(0.5, both)).text.startswith("lognormal favoured, significant")

@@ -6,15 +6,22 @@ It is what `nox -s demo` runs on a fresh machine, so it must need nothing but Py
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from zipfstage.config import Settings
+from zipfstage.config import CollectSettings, Settings
 from zipfstage.progress import counting_bar
+from zipfstage.stage import Progress, StageResult
+from zipfstage.store.layout import RunFolder
 
 DEMO_OVERRIDES = {"model": "demo", "data": "pydoc", "points": ["embed", "middle", "last"]}
+
+#: a stage's entry: run(settings_section, run_dir, progress) -> StageResult
+StageRun = Callable[[Any, Path, Progress | None], StageResult]
 
 
 @dataclass(frozen=True)
@@ -32,11 +39,6 @@ def run_demo(
     console: Console | None = None,
 ) -> DemoResult:
     """collect -> fit -> plot -> report into `out`; each stage resumes or skips what is done."""
-    from zipfstage.collect.runner import run_collect
-    from zipfstage.fitting.pipeline import run_fits
-    from zipfstage.plotting import plot_run
-    from zipfstage.report import build_report
-
     console = console or Console(stderr=True)
     settings = Settings.load(
         config,
@@ -44,32 +46,50 @@ def run_demo(
         collect={**DEMO_OVERRIDES, "max_tokens": max_tokens},
         fit={"bootstrap": bootstrap},
     )
+    sections = {
+        "collect": settings.collect,
+        "fit": settings.fit,
+        "plot": settings.plot,
+        "report": settings.report,
+    }
     seconds: dict[str, float] = {}
-
-    def stage(name: str, number: int) -> float:
-        console.rule(f"[bold]{number}/4 {name}")
-        return time.perf_counter()
-
-    started = stage("collect", 1)
-    collected = run_collect(settings.collect, settings.out)
-    seconds["collect"] = time.perf_counter() - started
-    console.print(f"{collected.n_tokens:,} tokens in {collected.store}")
-
-    started = stage("fit", 2)
-    with counting_bar("fit", unit="fits", console=console) as progress:
-        summary = run_fits(settings.out, **settings.fit.model_dump(), progress=progress)
-    seconds["fit"] = time.perf_counter() - started
-    console.print(f"{summary.n_fits} fits ({summary.n_not_ok} not ok) -> {summary.fits_json}")
-
-    started = stage("plot", 3)
-    plotted = plot_run(settings.out, fmt=settings.plot.format, dpi=settings.plot.dpi)
-    seconds["plot"] = time.perf_counter() - started
-    console.print(f"{len(plotted.written)} figures under {plotted.directory}")
-
-    started = stage("report", 4)
-    report = build_report(settings.out, settings.report.top_tokens, settings.report.tail_metric)
-    seconds["report"] = time.perf_counter() - started
+    for number, (name, run) in enumerate(stages().items(), start=1):
+        console.rule(f"[bold]{number}/{len(sections)} {name}")
+        if name == "collect":  # collect draws its own progress bars
+            result = run(sections[name], settings.out, None)
+        else:
+            with counting_bar(name, unit="steps", console=console) as progress:
+                result = run(sections[name], settings.out, progress)
+        seconds[name] = result.seconds
+        console.print(result.summary, highlight=False)
     console.rule()
     timings = ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
-    console.print(f"[green]done[/] ({timings}). Open {report.html}")
-    return DemoResult(settings.out, report.html, seconds)
+    report = RunFolder.at(settings.out).report_html
+    console.print(f"[green]done[/] ({timings}). Open {report}")
+    return DemoResult(settings.out, report, seconds)
+
+
+def stages() -> dict[str, StageRun]:
+    """The four stages in order; imported here so torch, numba and matplotlib load on demand."""
+    from zipfstage.fitting import stage as fit
+    from zipfstage.plotting import stage as plot
+    from zipfstage.report import stage as report
+
+    return {"collect": collect_stage, "fit": fit.run, "plot": plot.run, "report": report.run}
+
+
+def collect_stage(
+    settings: CollectSettings, run_dir: Path, progress: Progress | None = None
+) -> StageResult:
+    """`run_collect` in the stage shape (collect reports progress through its own bars)."""
+    from zipfstage.collect.runner import run_collect
+
+    started = time.perf_counter()
+    outcome = run_collect(settings, run_dir)
+    return StageResult(
+        stage="collect",
+        summary=f"{outcome.n_tokens:,} tokens in {outcome.store}",
+        outputs=(outcome.store,),
+        seconds=time.perf_counter() - started,
+        counts={"tokens": outcome.n_tokens},
+    )

@@ -63,14 +63,8 @@ def fit_command(
             "skip_positions": skip_positions,
         },
     )
-    fit = settings.fit
     with counting_bar("fit", unit="fits", console=console) as progress:
-        from zipfstage.fitting.pipeline import run_fits  # numba loads only when fit runs
+        from zipfstage.fitting.stage import run  # numba loads only when fit runs
 
-        summary = run_fits(settings.out, **fit.model_dump(), force=force, progress=progress)
-    console.print(
-        f"fitted {len(summary.fitted)} (point, metric) pairs ({summary.n_fits} fits, "
-        f"{summary.n_not_ok} not ok), skipped {len(summary.skipped)} unchanged; "
-        f"summary in {summary.fits_json}",
-        highlight=False,
-    )
+        result = run(settings.fit, settings.out, progress, force=force)
+    console.print(result.summary, highlight=False)

@@ -32,8 +32,6 @@ def plot_command(
     ] = None,
 ) -> None:
     """Draw CCDFs, rank-frequency plots, depth overlays, dashboards and xmin diagnostics."""
-    from zipfstage.plotting import plot_run
-
     settings = load_settings(
         config,
         out=out,
@@ -44,17 +42,9 @@ def plot_command(
             "metrics": split_csv(metrics),
         },
     )
-    options = settings.plot
-    result = plot_run(
-        settings.out,
-        fmt=options.format,
-        dpi=options.dpi,
-        points=options.points,
-        metrics=options.metrics,
-    )
-    for note in result.skipped:
-        console.print(f"[yellow]skipped[/] {note}", highlight=False)
-    console.print(
-        f"wrote {len(result.written)} figures under {result.directory} in {result.seconds:.1f} s",
-        highlight=False,
-    )
+    from zipfstage.plotting.stage import run  # matplotlib loads only when plot runs
+
+    result = run(settings.plot, settings.out)
+    for note in result.notes:
+        console.print(f"[yellow]{note}[/]", highlight=False)
+    console.print(result.summary, highlight=False)

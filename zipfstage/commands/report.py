@@ -30,16 +30,10 @@ def report_command(
     ] = None,
 ) -> None:
     """Write DIR/report.html and DIR/report.md: the run, every fit and verdict, the figures."""
-    from zipfstage.report import build_report
-
     settings = load_settings(
         config, out=out, report={"top_tokens": top_tokens, "tail_metric": tail_metric}
     )
-    result = build_report(
-        settings.out, top_tokens=settings.report.top_tokens, tail_metric=settings.report.tail_metric
-    )
-    console.print(
-        f"wrote {result.html} and {result.markdown} ({result.n_fits} fits) "
-        f"in {result.seconds:.1f} s",
-        highlight=False,
-    )
+    from zipfstage.report.stage import run  # matplotlib loads only when report runs
+
+    result = run(settings.report, settings.out)
+    console.print(result.summary, highlight=False)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import TailFit, fixed_tail, scan_tail
-from zipfstage.fitting.data import prepare
+from zipfstage.fitting.prepared import Prepared, prepare
 from zipfstage.fitting.rank_slope import rank_slope
-from zipfstage.fitting.result import (
-    STATUS_FAILED,
-    STATUS_OK,
-    STATUS_TOO_FEW,
-    PowerLawFit,
-    unfit,
-)
+from zipfstage.records import STATUS_FAILED, STATUS_OK, STATUS_TOO_FEW, FitRecord
 
 #: fewer positive finite values than this cannot be fitted meaningfully
 MIN_VALUES = 5
@@ -35,7 +31,7 @@ def fit_power_law(
     compare: bool = True,
     scan: bool = False,
     exact_scan: bool = False,
-) -> PowerLawFit:
+) -> FitRecord:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
     Non-positive and non-finite values are dropped and counted in `n_dropped`. Without `xmin`,
@@ -43,36 +39,72 @@ def fit_power_law(
     smallest KS distance wins; `min_tail` excludes candidates with fewer tail values, `alpha_range`
     those whose alpha lies outside (open interval; nothing is clipped). `xmax` fits a power law
     truncated at xmax (alpha then solves the truncated likelihood equation; `powerlaw` keeps the
-    untruncated estimate, so results differ). `bootstrap` > 0 adds Clauset's p-value and 95 %
-    intervals,
-    `compare` the likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned
+    untruncated estimate, so results differ). `bootstrap` > 0 adds Clauset's p-value (over the
+    replicates that re-fitted; `n_failed` counts the others) and 95 % intervals, `compare` the
+    likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned
     candidates hold lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
     the rank-frequency plot of the tail. Data that cannot be fitted returns a result whose `status`
     is not "ok" and whose `reason` says why.
     """
     prep = prepare(x, xmax=xmax)
+    refusal = _refusal(prep, xmax, min_tail)
+    if refusal is not None:
+        return refusal
+    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan)
+    if not isinstance(tail, TailFit):
+        return tail
+    result = _tail_result(prep, tail, xmax, min_tail, alpha_range)
+    if compare:
+        result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
+    if bootstrap > 0:
+        boot = run_bootstrap(
+            prep, tail, bootstrap, seed, xmax=xmax, min_tail=min_tail, alpha_range=alpha_range
+        )
+        result = result.replace(
+            p_value=boot.p_value,
+            n_failed=boot.n_failed,
+            alpha_ci=boot.alpha_ci,
+            xmin_ci=None if xmin is not None else boot.xmin_ci,
+            bootstrap_alpha=boot.alphas,
+            bootstrap_xmin=boot.xmins,
+        )
+    return result
+
+
+def unfit(status: str, reason: str, n: int, n_dropped: int, **extra: Any) -> FitRecord:
+    """A result for data that cannot be fitted: every estimate None, the reason said."""
+    return FitRecord(status=status, reason=reason, n_tail=0, n=n, n_dropped=n_dropped, **extra)
+
+
+def _refusal(prep: Prepared, xmax: float | None, min_tail: int | None) -> FitRecord | None:
+    """Data too small or too flat for any fit, before a scan is tried."""
     n, dropped = prep.n, prep.n_dropped
     if n < MIN_VALUES:
-        return unfit(
-            STATUS_TOO_FEW, f"{n} positive finite values (need {MIN_VALUES})", n, dropped, xmax=xmax
-        )
+        reason = f"{n} positive finite values (need {MIN_VALUES})"
+        return unfit(STATUS_TOO_FEW, reason, n, dropped, xmax=xmax)
     if prep.unique.size < 2:
         return unfit(STATUS_FAILED, "all values are equal", n, dropped, xmax=xmax)
     if min_tail and n < min_tail:
-        return unfit(
-            STATUS_TOO_FEW, f"{n} values, fewer than min_tail={min_tail}", n, dropped, xmax=xmax
-        )
-    tail: TailFit | None
+        reason = f"{n} values, fewer than min_tail={min_tail}"
+        return unfit(STATUS_TOO_FEW, reason, n, dropped, xmax=xmax)
+    return None
+
+
+def _find_tail(
+    prep: Prepared,
+    xmin: float | None,
+    xmax: float | None,
+    min_tail: int | None,
+    alpha_range: tuple[float | None, float | None],
+    exact_scan: bool,
+    scan: bool,
+) -> TailFit | FitRecord:
+    """The tail at a given xmin, or the best by KS; an unfit result when there is none."""
+    n, dropped = prep.n, prep.n_dropped
     if xmin is not None:
         tail = fixed_tail(prep, float(xmin), xmax)
-        if tail is None:
-            return unfit(
-                STATUS_TOO_FEW,
-                f"fewer than 2 distinct values at or above xmin={xmin}",
-                n,
-                dropped,
-                xmax=xmax,
-            )
+        reason = f"fewer than 2 distinct values at or above xmin={xmin}"
+        status = STATUS_TOO_FEW
     else:
         tail = scan_tail(
             prep,
@@ -82,24 +114,28 @@ def fit_power_law(
             exact_scan=exact_scan,
             keep_scan=scan,
         )
-        if tail is None:
-            return unfit(
-                STATUS_FAILED,
-                "no candidate xmin gives an allowed alpha and tail size",
-                n,
-                dropped,
-                xmax=xmax,
-            )
+        reason = "no candidate xmin gives an allowed alpha and tail size"
+        status = STATUS_FAILED
+    return tail if tail is not None else unfit(status, reason, n, dropped, xmax=xmax)
+
+
+def _tail_result(
+    prep: Prepared,
+    tail: TailFit,
+    xmax: float | None,
+    min_tail: int | None,
+    alpha_range: tuple[float | None, float | None],
+) -> FitRecord:
     tail_values = prep.x[tail.k :]
     slope, intercept, r2 = rank_slope(tail_values)
-    result = PowerLawFit(
+    return FitRecord(
         alpha=tail.alpha,
         xmin=tail.xmin,
         xmax=xmax,
         ks_distance=tail.ks,
         n_tail=tail.n_tail,
-        n=n,
-        n_dropped=dropped,
+        n=prep.n,
+        n_dropped=prep.n_dropped,
         sigma=(tail.alpha - 1.0) / np.sqrt(tail.n_tail),
         slope=slope,
         intercept=intercept,
@@ -108,25 +144,15 @@ def fit_power_law(
         flags=_flags(tail, tail_values, alpha_range, min_tail),
         scan=tail.scan,
     )
-    if compare:
-        if xmax is None:
-            result = result.replace(
-                comparisons=compare_alternatives(tail_values, tail.xmin, tail.alpha)
-            )
-        else:
-            result = result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
-    if bootstrap > 0:
-        boot = run_bootstrap(
-            prep, tail, bootstrap, seed, xmax=xmax, min_tail=min_tail, alpha_range=alpha_range
-        )
-        result = result.replace(
-            p_value=boot.p_value,
-            alpha_ci=boot.alpha_ci,
-            xmin_ci=None if xmin is not None else boot.xmin_ci,
-            bootstrap_alpha=boot.alphas,
-            bootstrap_xmin=boot.xmins,
-        )
-    return result
+
+
+def _with_comparisons(
+    result: FitRecord, tail_values: np.ndarray, tail: TailFit, xmax: float | None
+) -> FitRecord:
+    """Likelihood-ratio tests need the untruncated law: with xmax they are skipped, and flagged."""
+    if xmax is not None:
+        return result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
+    return result.replace(comparisons=compare_alternatives(tail_values, tail.xmin, tail.alpha))
 
 
 def _flags(

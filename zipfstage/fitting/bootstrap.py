@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zipfstage.fitting.continuous import TailFit, scan_tail
-from zipfstage.fitting.data import Prepared, from_sorted
+from zipfstage.fitting.prepared import Prepared, from_sorted
 
 
 @dataclass(frozen=True)

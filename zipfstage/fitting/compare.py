@@ -22,9 +22,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import integrate, optimize, special, stats
 
-from zipfstage.fitting.result import Comparison
-
-ALTERNATIVES = ("lognormal", "exponential", "stretched_exponential", "truncated_power_law")
+from zipfstage.records import Comparison
 
 LogLik = tuple[np.ndarray, dict[str, float]]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import elementwise
 
-from zipfstage.fitting.data import Prepared
-from zipfstage.fitting.result import ScanCurves
+from zipfstage.fitting.prepared import Prepared
 from zipfstage.fitting.xmin_scan import ks_one, ks_scan, suffix_sums
+from zipfstage.records import ScanCurves
 
 
 @dataclass(frozen=True)

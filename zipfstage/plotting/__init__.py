@@ -1,5 +1,5 @@
-"""Figures of a run: CCDFs, rank-frequency plots, depth overlays, dashboards and diagnostics."""
+"""Figures of a run: CCDFs, rank-frequency plots, depth overlays, dashboards and diagnostics.
 
-from zipfstage.plotting.run import PlotResult, plot_run, plots_dir
-
-__all__ = ["PlotResult", "plot_run", "plots_dir"]
+The stage entry is `zipfstage.plotting.stage.run`; each `*_figure` function returns a
+`matplotlib.figure.Figure` built without pyplot, usable from a notebook on any backend.
+"""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from matplotlib.axes import Axes
 
-from zipfstage.plotting.records import ALTERNATIVE_LABELS, Comparison, Fit
-from zipfstage.plotting.style import NOTE_BOX, fmt_fixed, fmt_number
+from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
+from zipfstage.plotting.style import NOTE_BOX
+from zipfstage.records import ALTERNATIVE_LABELS, Comparison, FitRecord
 
 
-def fit_summary(fit: Fit, alternative: Comparison | None = None) -> str:
+def fit_summary(fit: FitRecord, alternative: Comparison | None = None) -> str:
     """alpha (CI), xmin, n_tail, KS distance, p-value where computed, best alternative."""
     alpha = f"\u03b1 = {fmt_fixed(fit.alpha)}"
     if fit.alpha_ci is not None:
@@ -19,7 +20,7 @@ def fit_summary(fit: Fit, alternative: Comparison | None = None) -> str:
         f"xmin = {fmt_number(fit.xmin)}",
         f"n_tail = {fit.n_tail:,}{share}" if fit.n_tail is not None else "n_tail = —",
         f"KS D = {fmt_number(fit.ks_distance)}",
-        f"p = {fmt_number(fit.p_value, 2)} (bootstrap)"
+        f"p = {fmt_p_value(fit.p_value, fit.n_failed, 2)} (bootstrap)"
         if fit.p_value is not None
         else "p: not computed\n   (run fit --bootstrap N)",
     ]
@@ -52,7 +53,7 @@ def note(ax: Axes, text: str, loc: str = "lower left") -> None:
     )
 
 
-def not_fitted(ax: Axes, fit: Fit) -> None:
+def not_fitted(ax: Axes, fit: FitRecord) -> None:
     note(ax, f"No power-law fit drawn:\n{wrap(fit.why_not)}", loc="lower left")
 
 

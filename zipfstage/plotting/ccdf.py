@@ -6,10 +6,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from zipfstage.formatting import fmt_fixed, fmt_number
 from zipfstage.plotting import style
 from zipfstage.plotting.annotate import fit_summary, wrap
-from zipfstage.plotting.data import metric_label
-from zipfstage.plotting.records import ALTERNATIVE_LABELS, Fit
+from zipfstage.plotting.samples import metric_label
 from zipfstage.plotting.tail_models import (
     alternative_ccdf,
     best_alternative,
@@ -17,11 +17,12 @@ from zipfstage.plotting.tail_models import (
     tail_grid,
 )
 from zipfstage.plotting.thinning import SortedSample
+from zipfstage.records import ALTERNATIVE_LABELS, FitRecord
 
 CCDF_LABEL = "P(X ≥ x)  (fraction of tokens)"
 
 
-def ccdf_figure(sample: SortedSample, fit: Fit) -> Figure:
+def ccdf_figure(sample: SortedSample, fit: FitRecord) -> Figure:
     """The CCDF on the left; legend and fit summary in a panel on the right, clear of the data."""
     with style.styled():
         fig = style.new_figure((9.2, 4.6), style.Margins(right=0.1, wspace=0.06))
@@ -45,7 +46,7 @@ def ccdf_figure(sample: SortedSample, fit: Fit) -> Figure:
     return fig
 
 
-def draw_ccdf(ax: Axes, sample: SortedSample, fit: Fit) -> str:
+def draw_ccdf(ax: Axes, sample: SortedSample, fit: FitRecord) -> str:
     """Draw data, fit and best alternative on `ax`; returns the text summarising the fit."""
     style.log_axes(ax)
     ax.set_xlabel(metric_label(fit.metric))
@@ -64,7 +65,7 @@ def draw_ccdf(ax: Axes, sample: SortedSample, fit: Fit) -> str:
         share * power_law_ccdf(grid, fit.alpha, fit.xmin),
         color=style.FIT_COLOR,
         lw=2.0,
-        label=f"power law, \u03b1 = {style.fmt_fixed(fit.alpha)}",
+        label=f"power law, \u03b1 = {fmt_fixed(fit.alpha)}",
     )
     alternative = best_alternative(fit)
     if alternative is not None:
@@ -87,6 +88,6 @@ def draw_ccdf(ax: Axes, sample: SortedSample, fit: Fit) -> str:
         color=style.XMIN_COLOR,
         lw=1.4,
         ls=":",
-        label=f"xmin = {style.fmt_number(fit.xmin)}",
+        label=f"xmin = {fmt_number(fit.xmin)}",
     )
     return fit_summary(fit, alternative)

@@ -9,8 +9,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from zipfstage.plotting import style
-from zipfstage.plotting.records import ChannelFits, Fit, FitTable, lookup
-from zipfstage.store.layout import CHANNEL_WISE
+from zipfstage.records import CHANNEL_WISE, ChannelFits, FitRecord, FitTable, lookup
 
 QUANTITIES = {
     "alpha": ("\u03b1 (power-law exponent)", "Power-law exponent \u03b1 by point and metric"),
@@ -21,7 +20,7 @@ QUANTITIES = {
 }
 
 
-def fit_value(fit: Fit, quantity: str) -> float | None:
+def fit_value(fit: FitRecord, quantity: str) -> float | None:
     if quantity == "alpha":
         return fit.alpha if fit.ok else None
     return fit.slope

@@ -6,13 +6,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from zipfstage.formatting import fmt_fixed, fmt_number
 from zipfstage.plotting import style
 from zipfstage.plotting.annotate import not_fitted, note
-from zipfstage.plotting.data import metric_label
-from zipfstage.plotting.records import Fit
+from zipfstage.plotting.samples import metric_label
+from zipfstage.records import FitRecord
 
 
-def diagnostics_figure(fit: Fit, curves: dict[str, np.ndarray]) -> Figure:
+def diagnostics_figure(fit: FitRecord, curves: dict[str, np.ndarray]) -> Figure:
     """Scan panels (KS vs xmin, alpha vs xmin) and, where a bootstrap ran, its distributions."""
     boot = [name for name in ("bootstrap_alpha", "bootstrap_xmin") if _finite(curves.get(name))]
     n_panels = 2 + len(boot)
@@ -45,7 +46,7 @@ def _scan(
     ax: Axes,
     x: np.ndarray | None,
     y: np.ndarray | None,
-    fit: Fit,
+    fit: FitRecord,
     label: str,
     best: str | None,
     exact: np.ndarray | None,
@@ -63,48 +64,26 @@ def _scan(
     style.log_axes(ax, y=False)
     if exact is not None and len(exact) == len(x) and (np.asarray(exact) == 0).any():
         pruned = keep & (np.asarray(exact) == 0)
-        ax.plot(
-            x[pruned],
-            y[pruned],
-            lw=0,
-            marker=".",
-            ms=1.5,
-            alpha=0.35,
-            color=style.MUTED_COLOR,
-            label="pruned (lower bound)",
+        marks = (
+            (pruned, 1.5, 0.35, style.MUTED_COLOR, "pruned (lower bound)"),
+            (keep & ~pruned, 3.0, 1.0, style.DATA_COLOR, "computed exactly"),
         )
-        computed = keep & ~pruned
-        ax.plot(
-            x[computed],
-            y[computed],
-            lw=0,
-            marker=".",
-            ms=3.0,
-            color=style.DATA_COLOR,
-            label="computed exactly",
-        )
+        for rows, size, opacity, color, name in marks:
+            ax.plot(
+                x[rows], y[rows], lw=0, marker=".", ms=size, alpha=opacity, color=color, label=name
+            )
     else:
         ax.plot(x[keep], y[keep], color=style.DATA_COLOR, lw=1.4)
     if fit.xmin is not None:
-        ax.axvline(
-            fit.xmin,
-            color=style.FIT_COLOR,
-            ls="--",
-            lw=1.3,
-            label=f"chosen xmin = {style.fmt_number(fit.xmin)}",
-        )
+        chosen = f"chosen xmin = {fmt_number(fit.xmin)}"
+        ax.axvline(fit.xmin, color=style.FIT_COLOR, ls="--", lw=1.3, label=chosen)
         if fit.alpha is not None and best is None:
-            ax.axhline(
-                fit.alpha,
-                color=style.MUTED_COLOR,
-                ls=":",
-                lw=1.0,
-                label=f"fitted \u03b1 = {style.fmt_fixed(fit.alpha)}",
-            )
+            fitted = f"fitted \u03b1 = {fmt_fixed(fit.alpha)}"
+            ax.axhline(fit.alpha, color=style.MUTED_COLOR, ls=":", lw=1.0, label=fitted)
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
 
 
-def _bootstrap(ax: Axes, draws: np.ndarray, fit: Fit, name: str) -> None:
+def _bootstrap(ax: Axes, draws: np.ndarray, fit: FitRecord, name: str) -> None:
     draws = draws[np.isfinite(draws)]
     is_alpha = name == "bootstrap_alpha"
     log = not is_alpha and draws.size and draws.min() > 0 and draws.max() / draws.min() > 20
@@ -118,7 +97,7 @@ def _bootstrap(ax: Axes, draws: np.ndarray, fit: Fit, name: str) -> None:
     ax.set_ylabel("resamples")
     point = fit.alpha if is_alpha else fit.xmin
     if point is not None:
-        shown = style.fmt_fixed(point) if is_alpha else style.fmt_number(point)
+        shown = fmt_fixed(point) if is_alpha else fmt_number(point)
         ax.axvline(point, color=style.FIT_COLOR, ls="--", lw=1.3, label=f"fitted: {shown}")
     if is_alpha and fit.alpha_ci is not None:
         for edge in fit.alpha_ci:

@@ -6,15 +6,16 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from zipfstage.formatting import fmt_fixed
 from zipfstage.plotting import style
 from zipfstage.plotting.annotate import note
 from zipfstage.plotting.ccdf import CCDF_LABEL
-from zipfstage.plotting.data import metric_label
-from zipfstage.plotting.records import Fit
+from zipfstage.plotting.samples import metric_label
 from zipfstage.plotting.thinning import SortedSample
+from zipfstage.records import FitRecord
 
 
-def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, Fit]]) -> Figure:
+def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, FitRecord]]) -> Figure:
     """`curves` are (point, sample, fit) in depth order, shallowest first."""
     with style.styled():
         columns = 1 if len(curves) <= 12 else 2
@@ -32,7 +33,7 @@ def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, Fit]])
         for (point, sample, fit), shade in zip(curves, shades, strict=False):
             if sample.empty:
                 continue
-            alpha = f"  (\u03b1 = {style.fmt_fixed(fit.alpha)})" if fit.ok else "  (no fit)"
+            alpha = f"  (\u03b1 = {fmt_fixed(fit.alpha)})" if fit.ok else "  (no fit)"
             ax.plot(sample.values, sample.ccdf, color=cmap(shade), lw=1.5, label=f"{point}{alpha}")
             drawn += 1
         if drawn == 0:

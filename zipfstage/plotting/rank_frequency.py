@@ -7,12 +7,12 @@ from matplotlib.figure import Figure
 
 from zipfstage.plotting import style
 from zipfstage.plotting.annotate import note, wrap
-from zipfstage.plotting.data import metric_label
-from zipfstage.plotting.records import Fit
+from zipfstage.plotting.samples import metric_label
 from zipfstage.plotting.thinning import SortedSample
+from zipfstage.records import FitRecord
 
 
-def rank_frequency_figure(sample: SortedSample, fit: Fit) -> Figure:
+def rank_frequency_figure(sample: SortedSample, fit: FitRecord) -> Figure:
     with style.styled():
         fig = style.new_figure(style.SINGLE, style.Margins())
         ax = fig.add_subplot()
@@ -40,7 +40,7 @@ def rank_frequency_figure(sample: SortedSample, fit: Fit) -> Figure:
     return fig
 
 
-def ols_line(sample: SortedSample, fit: Fit) -> tuple[np.ndarray, np.ndarray]:
+def ols_line(sample: SortedSample, fit: FitRecord) -> tuple[np.ndarray, np.ndarray]:
     """The fit's OLS line over its tail (x >= xmin), in the plotted sample's ranks.
 
     The fit ran on a subsample of `fit.n` values; a rank r there stands for rank r * N / n among

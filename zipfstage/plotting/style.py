@@ -1,7 +1,8 @@
 """One look for every figure: rc parameters, sizes, colours, and saving in the requested formats.
 
-Figures are built with `matplotlib.figure.Figure` (never pyplot), so drawing is headless (Agg) and
-no global figure state leaks between plots.
+Figures are built with `matplotlib.figure.Figure` (never pyplot) and saved through their own canvas,
+so drawing is headless whatever backend the caller chose, and this package never changes it: no
+`matplotlib.use`, no global rc changes (the style applies inside `styled()` only).
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import numpy as np
 from matplotlib import rc_context
@@ -41,7 +38,6 @@ HEATMAP_CMAP = "cividis"
 MISSING_CELL = "#d9d9d9"
 
 SINGLE = (6.4, 4.6)
-WIDE = (10.0, 4.2)
 
 RC: dict[str, Any] = {
     "font.size": 10.5,
@@ -139,29 +135,12 @@ def png_bytes(fig: Figure, dpi: int) -> bytes:
     return buffer.getvalue()
 
 
-def fmt_number(value: float | None, digits: int = 3) -> str:
-    """Compact, readable numbers for annotations: 3 significant digits, '—' when missing."""
-    if value is None:
-        return "—"
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1e5 or magnitude < 1e-3:
-        return f"{value:.{digits - 1}e}"
-    return f"{value:.{digits}g}"
-
-
 def log_axes(ax: Axes, x: bool = True, y: bool = True) -> None:
     """Log scales, minor ticks at 2 and 5 only: as readable, far cheaper to draw than 2..9."""
     for use, axis, set_scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
         if use:
             set_scale("log")
             axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-
-
-def fmt_fixed(value: float | None, digits: int = 2) -> str:
-    """Fixed decimals for exponents and slopes (2.00, not 2), '\u2014' when missing."""
-    return "\u2014" if value is None else f"{value:.{digits}f}"
 
 
 def plot_data(ax: Axes, x: np.ndarray, y: np.ndarray, n: int) -> None:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import integrate, stats
 
-from zipfstage.plotting.records import Comparison, Fit
+from zipfstage.records import Comparison, FitRecord
 
 
 def power_law_ccdf(x: np.ndarray, alpha: float, xmin: float) -> np.ndarray:
@@ -63,7 +63,7 @@ def _truncated_power_law_ccdf(x: np.ndarray, alpha: float, lam: float, xmin: flo
     return np.exp([log_survival(float(v)) - reference for v in x])
 
 
-def best_alternative(fit: Fit) -> Comparison | None:
+def best_alternative(fit: FitRecord) -> Comparison | None:
     """The alternative the likelihood ratios favour most (smallest R), with usable parameters."""
     usable = [c for c in fit.comparisons.values() if c.R is not None and c.params]
     return min(usable, key=lambda c: c.R if c.R is not None else math.inf, default=None)

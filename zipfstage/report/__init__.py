@@ -1,5 +1,5 @@
-"""The report a researcher reads: report.html (self-contained) and report.md."""
+"""The report a researcher reads: report.html (self-contained) and report.md.
 
-from zipfstage.report.build import ReportResult, build_report
-
-__all__ = ["ReportResult", "build_report"]
+The stage entry is `zipfstage.report.stage.run`. Reading fits needs no plotting; the report's
+figures are drawn by `zipfstage.plotting`'s figure functions.
+"""

@@ -10,18 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from zipfstage.plotting.records import Fit, FitTable, lookup, parse_records
+from zipfstage.formatting import DASH
+from zipfstage.records import FitRecord, FitTable, lookup
 from zipfstage.report.figures import ReportFigure, report_figures
 from zipfstage.report.tokens import PointTail, load_decoder, tail_tokens
 from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
-from zipfstage.store.fits import read_fit_records, require_current_fits
-from zipfstage.store.reader import StoreReader, open_store
+from zipfstage.store.fits import read_fitted_store
+from zipfstage.store.reader import StoreReader
 
 
 @dataclass(frozen=True)
 class FitRow:
     depth: int
-    fit: Fit
+    fit: FitRecord
     verdict: Verdict
     alternatives: Verdict
 
@@ -48,11 +49,7 @@ class ReportContent:
 
 def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
     """Read the store and fits (never the model) into a ReportContent."""
-    reader = open_store(out_dir)
-    reader.require_data()
-    records = read_fit_records(out_dir)
-    require_current_fits(out_dir, records, reader.n_tokens)
-    table, channels = parse_records(records)
+    reader, table, channels = read_fitted_store(out_dir)
     notes = []
     metric = tail_metric
     if tail_metric not in reader.scalar_metrics:
@@ -61,9 +58,8 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
     decoder = load_decoder(out_dir)
     if decoder is None and top_tokens > 0:
         notes.append("no tokenizer saved with this store: tokens are shown by id")
-    model = reader.info.get("model") or {}
     return ReportContent(
-        title=f"zipfstage report \u00b7 {model.get('name', 'unknown model')}",
+        title=f"zipfstage report \u00b7 {reader.attributes.model_name}",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         run=run_description(reader),
         rows=fit_rows(reader.points, reader.scalar_metrics, table),
@@ -87,40 +83,35 @@ def fit_rows(points: list[str], metrics: list[str], table: FitTable) -> list[Fit
     ]
 
 
-def _row(depth: int, fit: Fit) -> FitRow:
+def _row(depth: int, fit: FitRecord) -> FitRow:
     return FitRow(depth, fit, clauset_verdict(fit), alternatives_verdict(fit))
 
 
 def run_description(reader: StoreReader) -> list[tuple[str, str]]:
     """The run, as label/value pairs: model, data, tokens, points, metrics, timing, versions."""
-    info = reader.info
-    model: dict[str, Any] = info.get("model") or {}
-    data: dict[str, Any] = info.get("data") or {}
-    seconds = info.get("collect_seconds")
-    layers = info.get("point_layers") or {}
+    info = reader.attributes
+    model, data, layers = info.model, info.data, info.point_layers
     points = ", ".join(
         f"{p} (layer {layers[p]})" if isinstance(layers.get(p), int) and layers[p] >= 0 else p
         for p in reader.points
     )
     described = ", ".join(f"{k}={v}" for k, v in data.items() if k != "source" and v is not None)
-    versions = info.get("versions") or {}
-    dash = "\u2014"
     tokens = f"{reader.n_tokens:,}" + ("" if reader.complete else " (collect still running)")
-    rows = [
-        ("model", str(model.get("name", "\u2014"))),
-        ("revision", str(model.get("revision") or "\u2014")),
-        ("dtype", str(model.get("dtype", "\u2014"))),
+    channels = str(len(reader.channel_indices)) if reader.channel_indices else DASH
+    return [
+        ("model", str(model.get("name", DASH))),
+        ("revision", str(model.get("revision") or DASH)),
+        ("dtype", str(model.get("dtype", DASH))),
         ("architecture", _join(model, ("architecture", "n_layers", "hidden_size"))),
-        ("data", str(data.get("source", dash)) + (f" ({described})" if described else "")),
+        ("data", str(data.get("source", DASH)) + (f" ({described})" if described else "")),
         ("tokens", tokens),
         ("points", points),
         ("metrics", ", ".join(reader.metrics)),
-        ("channels sampled", str(len(reader.channel_indices)) if reader.channel_indices else dash),
-        ("collect time", _duration(seconds)),
-        ("config hash", str(info.get("config_hash", "\u2014"))),
-        ("package versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "\u2014"),
+        ("channels sampled", channels),
+        ("collect time", _duration(info.collect_seconds)),
+        ("config hash", str(info.config_hash or DASH)),
+        ("package versions", ", ".join(f"{k} {v}" for k, v in info.versions.items()) or DASH),
     ]
-    return rows
 
 
 def _join(model: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -129,12 +120,12 @@ def _join(model: dict[str, Any], keys: tuple[str, ...]) -> str:
         for k in keys
         if model.get(k) is not None
     ]
-    return ", ".join(parts) or "\u2014"
+    return ", ".join(parts) or DASH
 
 
 def _duration(seconds: Any) -> str:
     if not isinstance(seconds, int | float) or not np.isfinite(seconds):
-        return "\u2014"
+        return DASH
     if seconds < 120:
         return f"{seconds:.1f} s"
     return f"{seconds / 60:.1f} min"

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from zipfstage.plotting import style
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.dashboards import channel_heatmap_figure, dashboard_figure
-from zipfstage.plotting.data import SampleCache
 from zipfstage.plotting.multi_layer import multi_layer_figure
-from zipfstage.plotting.records import ChannelFits, FitTable, lookup
-from zipfstage.store.layout import CHANNEL_WISE
+from zipfstage.plotting.samples import SampleCache
+from zipfstage.records import CHANNEL_WISE, ChannelFits, FitTable, lookup
 from zipfstage.store.reader import StoreReader
 
 REPORT_DPI = 100

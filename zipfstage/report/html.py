@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from zipfstage.plotting.records import ALTERNATIVE_LABELS, ALTERNATIVES, Fit
-from zipfstage.plotting.style import fmt_fixed, fmt_number
+from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
+from zipfstage.records import ALTERNATIVE_LABELS, ALTERNATIVES, FitRecord
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
 from zipfstage.report.tokens import PointTail, show_token
@@ -176,7 +176,7 @@ def _fit_cells(row: FitRow, metric_label: str) -> str:
         + _num(fit.ks_distance)
         + _num(fit.slope, digits=3)
         + _num(fit.r2, digits=3)
-        + _num(fit.p_value)
+        + _num(fit.p_value, fmt_p_value(fit.p_value, fit.n_failed))
         + f"<td>{_badge(row.verdict.text, row.verdict.kind)}</td>"
         + f"<td>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
     )
@@ -191,7 +191,7 @@ def _fit_table(rows: list[FitRow], table_id: str, channel: bool = False) -> str:
     )
 
 
-def _metric_label(fit: Fit, channel: bool) -> str:
+def _metric_label(fit: FitRecord, channel: bool) -> str:
     return f"{fit.metric}[{fit.channel}]" if channel else fit.metric
 
 

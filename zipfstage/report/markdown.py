@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from zipfstage.plotting.style import fmt_fixed, fmt_number
+from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
 from zipfstage.report.tokens import show_token
 from zipfstage.report.verdict import EXPLANATION
-
-ASSETS_DIR = "report_files"
+from zipfstage.store.layout import REPORT_ASSETS
 
 
 def render_markdown(content: ReportContent) -> str:
@@ -55,14 +54,15 @@ def _table(rows: list[FitRow], channel: bool = False) -> list[str]:
         out.append(
             f"| {fit.point} | {metric} | {fmt_fixed(fit.alpha if fit.ok else None)} | {ci} "
             f"| {fmt_number(fit.xmin)} | {n_tail} | {fmt_number(fit.ks_distance)} "
-            f"| {fmt_fixed(fit.slope, 3)} | {fmt_fixed(fit.r2, 3)} | {fmt_number(fit.p_value)} "
+            f"| {fmt_fixed(fit.slope, 3)} | {fmt_fixed(fit.r2, 3)} "
+            f"| {fmt_p_value(fit.p_value, fit.n_failed)} "
             f"| {_cell(row.verdict.text)} | {_cell(row.alternatives.text)} |"
         )
     return out
 
 
 def _images(figures: list[ReportFigure]) -> list[str]:
-    return [f"![{f.title}]({ASSETS_DIR}/{f.name}.png)" for f in figures] or ["No figures."]
+    return [f"![{f.title}]({REPORT_ASSETS}/{f.name}.png)" for f in figures] or ["No figures."]
 
 
 def _cell(text: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zipfstage.plotting.records import ALTERNATIVE_LABELS, Comparison, Fit
-from zipfstage.plotting.style import fmt_number
+from zipfstage.formatting import fmt_number
+from zipfstage.records import ALTERNATIVE_LABELS, Comparison, FitRecord
 
 #: Clauset, Shalizi & Newman (2009): the power law is ruled out when the bootstrap p < 0.1
 P_PLAUSIBLE = 0.1
@@ -35,7 +35,7 @@ class Verdict:
     kind: str
 
 
-def clauset_verdict(fit: Fit) -> Verdict:
+def clauset_verdict(fit: FitRecord) -> Verdict:
     if not fit.ok:
         return Verdict(f"no fit: {fit.why_not}", "failed")
     if fit.p_value is None:
@@ -59,7 +59,7 @@ def comparison_verdict(comparison: Comparison) -> Verdict:
     return Verdict(f"inconclusive vs {label}", "inconclusive")
 
 
-def alternatives_verdict(fit: Fit) -> Verdict:
+def alternatives_verdict(fit: FitRecord) -> Verdict:
     """What the likelihood ratios say, significant results first.
 
     A significantly favoured alternative (R < 0, p < 0.1) wins the verdict (the strongest one is

@@ -1,6 +1,6 @@
 """Fit results: one record per (point, metric) in the store under `fits/`, mirrored in `fits.json`.
 
-A record is a JSON dict (see `zipfstage.fitting` for its fields). `channel_wise` holds a list of
+A record is a JSON dict whose schema `zipfstage.records` owns. `channel_wise` holds a list of
 records, one per sampled channel, each with a "channel" key. Scan curves and bootstrap draws are
 arrays beside the record so `plot` can draw diagnostics without refitting.
 """
@@ -15,9 +15,11 @@ import numpy as np
 import zarr
 
 from zipfstage.errors import ZipfstageError
+from zipfstage.records import ChannelFits, FitTable, RawRecords, jsonable, parse_records
 from zipfstage.store.layout import FITS_GROUP, fit_group_name, fits_json_path, store_path
+from zipfstage.store.reader import StoreReader, open_store
 
-FitRecords = dict[str, dict[str, Any]]
+FitRecords = RawRecords
 
 
 def write_fit(
@@ -38,7 +40,7 @@ def write_fit(
     for name, values in curves.items():
         data = np.asarray(values, dtype=np.float64)
         group.create_array(name, data=data, chunks=(max(len(data), 1),), overwrite=True)
-    group.attrs.update({"record": _jsonable(record), "input_hash": input_hash})
+    group.attrs.update({"record": jsonable(record), "input_hash": input_hash})
 
 
 def read_input_hash(out_dir: Path, point: str, metric: str) -> str | None:
@@ -96,19 +98,20 @@ def write_fits_json(out_dir: Path, records: FitRecords) -> Path:
     """Write the summary atomically (a temp file, then a rename)."""
     path = fits_json_path(out_dir)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(records), indent=2, allow_nan=False))
+    tmp.write_text(json.dumps(jsonable(records), indent=2, allow_nan=False))
     tmp.replace(path)
     return path
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON: numpy scalars to Python, NaN and inf to None (JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+def read_fitted_store(out_dir: Path) -> tuple[StoreReader, FitTable, ChannelFits]:
+    """The store and its fits, for the stages that draw or report them.
+
+    Raises `ZipfstageError` when the store is missing or empty, `fit` never ran, or the fits are
+    older than the store's data (see `require_current_fits`).
+    """
+    reader = open_store(out_dir)
+    reader.require_data()
+    records = read_fit_records(out_dir)
+    require_current_fits(out_dir, records, reader.n_tokens)
+    table, channels = parse_records(records)
+    return reader, table, channels

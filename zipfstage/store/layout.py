@@ -1,6 +1,14 @@
-"""Names and shapes inside the store, in one place so writer and reader cannot disagree.
+"""Every name in a run folder and inside its store, in one place so no two modules disagree.
 
 ```
+DIR/store.zarr/             the store (below); everything else in DIR is derived from it:
+DIR/tokenizer/              the tokenizer `collect` saved, so `report` decodes without the model
+DIR/fits.json               every fit record (`zipfstage.records`), mirrored from the store
+DIR/plots/                  `plot`'s figures
+DIR/report.html, report.md  `report`, with report.md's images in DIR/report_files/
+DIR/outliers.json           reserved for an outlier-token listing
+DIR/compare/                reserved for comparisons with other runs (not derived: kept)
+
 DIR/store.zarr/
   (root attrs)              "zipfstage": schema version, config and hash, model, data, plan, status
   tokens/ids                int32 [N]       token id of every row (-1 where not written)
@@ -30,13 +38,8 @@ TOKEN_IDS = "tokens/ids"
 TOKEN_POSITIONS = "tokens/position"
 METRICS_GROUP = "metrics"
 FITS_GROUP = "fits"
-CHANNEL_WISE = "channel_wise"
 STATUS_RUNNING = "running"
 STATUS_COMPLETE = "complete"
-
-
-def store_path(out_dir: Path) -> Path:
-    return Path(out_dir) / STORE_NAME
 
 
 def metric_array_name(point: str, metric: str) -> str:
@@ -69,28 +72,73 @@ class StorePlan:
 
 TOKENIZER_DIR = "tokenizer"
 FITS_JSON = "fits.json"
+PLOTS_DIR = "plots"
+REPORT_HTML = "report.html"
+REPORT_MARKDOWN = "report.md"
+REPORT_ASSETS = "report_files"
+OUTLIERS_JSON = "outliers.json"
+COMPARE_DIR = "compare"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of one run folder; every stage finds its inputs and outputs here.
+
+    `report_assets` holds the images report.md links to by the folder's name, REPORT_ASSETS.
+    """
+
+    root: Path
+    store: Path
+    tokenizer: Path
+    fits_json: Path
+    plots: Path
+    report_html: Path
+    report_markdown: Path
+    report_assets: Path
+    outliers_json: Path
+    compare: Path
+
+    @classmethod
+    def at(cls, root: Path) -> RunFolder:
+        root = Path(root)
+        names = (
+            *(STORE_NAME, TOKENIZER_DIR, FITS_JSON, PLOTS_DIR),
+            *(REPORT_HTML, REPORT_MARKDOWN, REPORT_ASSETS, OUTLIERS_JSON, COMPARE_DIR),
+        )
+        return cls(root, *(root / name for name in names))
+
+    def derived(self) -> tuple[Path, ...]:
+        """What later stages derive from the store: all stale once the store is replaced."""
+        return (
+            self.tokenizer,
+            self.fits_json,
+            self.plots,
+            self.report_html,
+            self.report_markdown,
+            self.report_assets,
+            self.outliers_json,
+        )
+
+
+def store_path(out_dir: Path) -> Path:
+    return RunFolder.at(out_dir).store
 
 
 def tokenizer_path(out_dir: Path) -> Path:
     """Where `collect` saves the tokenizer, so `report` can decode tokens without the model."""
-    return Path(out_dir) / TOKENIZER_DIR
+    return RunFolder.at(out_dir).tokenizer
 
 
-#: what later stages derive from the store; all of it is stale once the store is replaced
-DERIVED_OUTPUTS = (TOKENIZER_DIR, FITS_JSON, "plots", "report.html", "report.md", "report_files")
+def fits_json_path(out_dir: Path) -> Path:
+    return RunFolder.at(out_dir).fits_json
 
 
 def remove_derived_outputs(out_dir: Path) -> None:
-    for name in DERIVED_OUTPUTS:
-        path = Path(out_dir) / name
+    for path in RunFolder.at(out_dir).derived():
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-
-
-def fits_json_path(out_dir: Path) -> Path:
-    return Path(out_dir) / FITS_JSON
 
 
 def fit_group_name(point: str, metric: str) -> str:

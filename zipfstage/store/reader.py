@@ -10,14 +10,13 @@ import numpy as np
 import zarr
 
 from zipfstage.errors import ZipfstageError
+from zipfstage.records import CHANNEL_WISE
+from zipfstage.store.attributes import RunAttributes
 from zipfstage.store.layout import (
-    CHANNEL_WISE,
     PROGRESS,
     SCHEMA_VERSION,
-    STATUS_COMPLETE,
     TOKEN_IDS,
     TOKEN_POSITIONS,
-    StorePlan,
     array_at,
     metric_array_name,
     root_info,
@@ -44,23 +43,27 @@ def open_store(out_dir: Path) -> StoreReader:
 
 
 class StoreReader:
-    """Read-only view of a store: its description, and the committed rows of each array."""
+    """Read-only view of a store: its description, and the committed rows of each array.
+
+    `attributes` is the typed description; `info` the same as the raw dict collect wrote.
+    """
 
     def __init__(self, path: Path, root: zarr.Group, info: dict[str, Any]) -> None:
         self.path = path
         self.root = root
         self.info = info
-        self.plan = StorePlan(**info["plan"])
+        self.attributes = RunAttributes.from_dict(info)
+        self.plan = self.attributes.plan
         self._positions: np.ndarray | None = None
 
     @property
     def points(self) -> list[str]:
         """Collection points in depth order (embed first)."""
-        return list(self.info["points"])
+        return list(self.attributes.points)
 
     @property
     def metrics(self) -> list[str]:
-        return list(self.info["metrics"])
+        return list(self.attributes.metrics)
 
     @property
     def scalar_metrics(self) -> list[str]:
@@ -68,11 +71,11 @@ class StoreReader:
 
     @property
     def channel_indices(self) -> list[int]:
-        return list(self.info.get("channel_indices", []))
+        return list(self.attributes.channel_indices)
 
     @property
     def complete(self) -> bool:
-        return bool(self.info.get("status") == STATUS_COMPLETE)
+        return self.attributes.complete
 
     @cached_property
     def committed_rows(self) -> np.ndarray:

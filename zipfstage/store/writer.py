@@ -19,8 +19,8 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
+from zipfstage.records import CHANNEL_WISE
 from zipfstage.store.layout import (
-    CHANNEL_WISE,
     FITS_GROUP,
     PROGRESS,
     ROOT_ATTR,

@@ -1,9 +1,9 @@
-"""What the figures draw from the store: each (point, metric) read once, sorted once, thinned."""
+"""The samples figures draw: each (point, metric) read from the store once, sorted once, thinned."""
 
 from __future__ import annotations
 
-from zipfstage.plotting.records import FitTable, lookup
 from zipfstage.plotting.thinning import SortedSample, sorted_sample
+from zipfstage.records import FitTable, lookup
 from zipfstage.store.reader import StoreReader
 
 #: axis labels with units; unknown metrics fall back to "<metric> value"
@@ -34,7 +34,7 @@ class SampleCache:
         key = (point, metric)
         if key not in self._samples:
             # draw the data the fit saw: the same leading positions left out
-            skip = lookup(self.table, point, metric).skip_positions
+            skip = lookup(self.table, point, metric).skip_positions or 0
             values = self.reader.metric(point, metric, skip)
             self._samples[key] = sorted_sample(values)
         return self._samples[key]

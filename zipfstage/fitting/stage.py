@@ -1,0 +1,241 @@
+"""The fit stage: read committed metrics, subsample, fit in a process pool, write the records.
+
+One job per function: `plan_pairs` (hash the inputs, skip what is unchanged), `read_tasks` (read
+and subsample), `schedule` (fit, in a pool), `regroup` (gather a metric's channels), `write_pair`
+(store one record). I/O stays here; the science is in `fit_power_law`. Only this (parent) process
+writes to the store, so workers never race on Zarr metadata. Workers use the "spawn" context: fork
+after torch or numba threads exist is unsafe, and spawned workers load numba's on-disk kernel cache
+instead of compiling.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zipfstage.config import FitSettings, stable_hash
+from zipfstage.fitting.api import fit_power_law
+from zipfstage.records import CHANNEL_WISE, STATUS_FAILED, FitRecord
+from zipfstage.stage import Progress, StageResult
+from zipfstage.store.fits import read_fit_records, read_input_hash, write_fit, write_fits_json
+from zipfstage.store.reader import StoreReader, open_store
+
+#: bump when a change to the fitting code should invalidate stored fits
+FIT_VERSION = 3
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One (point, metric) to fit, and the hash of everything its fit depends on."""
+
+    point: str
+    metric: str
+    input_hash: str
+
+    @property
+    def key(self) -> Key:
+        return (self.point, self.metric)
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """One fit: plain data, so it pickles cheaply to a worker."""
+
+    point: str
+    metric: str
+    channel: int | None
+    values: np.ndarray
+    bootstrap: int
+    seed: int
+    min_tail: int
+
+
+Fitted = tuple[FitTask, FitRecord]
+
+
+def run(
+    settings: FitSettings,
+    run_dir: Path,
+    progress: Progress | None = None,
+    *,
+    force: bool = False,
+) -> StageResult:
+    """Fit every selected (point, metric) and sampled channel; skip those with unchanged inputs.
+
+    `force` refits everything. Raises `ZipfstageError` for a missing or empty store and unknown
+    points or metrics.
+    """
+    started = time.perf_counter()
+    store = open_store(run_dir)
+    store.require_data()
+    pairs, skipped = plan_pairs(run_dir, store, settings, force)
+    tasks = {pair.key: read_tasks(store, pair, settings) for pair in pairs}
+    expected = {key: len(group) for key, group in tasks.items()}
+    fitted = schedule([t for group in tasks.values() for t in group], settings.workers, progress)
+    hashes = {pair.key: pair.input_hash for pair in pairs}
+    n_pairs = n_fits = n_not_ok = 0
+    for key, parts in regroup(fitted, expected):
+        records = [
+            record.replace(skip_positions=settings.skip_positions, store_tokens=store.n_tokens)
+            for _, record in parts
+        ]
+        write_pair(run_dir, key, records, hashes[key])
+        n_pairs += 1
+        n_fits += len(records)
+        n_not_ok += sum(not r.ok for r in records)
+    written = n_pairs or skipped
+    fits_json = write_fits_json(run_dir, read_fit_records(run_dir)) if written else None
+    summary = (
+        f"fitted {n_pairs} (point, metric) pairs ({n_fits} fits, {n_not_ok} not ok), "
+        f"skipped {len(skipped)} unchanged; summary in {fits_json}"
+    )
+    return StageResult(
+        stage="fit",
+        summary=summary,
+        outputs=() if fits_json is None else (fits_json,),
+        seconds=time.perf_counter() - started,
+        counts={"fitted": n_pairs, "skipped": len(skipped), "fits": n_fits, "not_ok": n_not_ok},
+    )
+
+
+def plan_pairs(
+    run_dir: Path, store: StoreReader, settings: FitSettings, force: bool
+) -> tuple[list[Pair], list[Key]]:
+    """Hash each selected pair's inputs; a pair whose stored fit has the same hash is skipped."""
+    points, metrics = store.select(settings.points, settings.metrics)
+    fit_settings = {
+        "max_samples": settings.max_samples,
+        "bootstrap": settings.bootstrap,
+        "seed": settings.seed,
+        "min_tail": settings.min_tail,
+        "skip_positions": settings.skip_positions,
+        "version": FIT_VERSION,
+    }
+    todo: list[Pair] = []
+    skipped: list[Key] = []
+    for point in points:
+        for metric in metrics:
+            inputs = {
+                "store": store.attributes.config_hash,
+                "n_tokens": store.n_tokens,
+                "point": point,
+                "metric": metric,
+                "settings": fit_settings,
+            }
+            input_hash = stable_hash(inputs)
+            if not force and read_input_hash(run_dir, point, metric) == input_hash:
+                skipped.append((point, metric))
+            else:
+                todo.append(Pair(point, metric, input_hash))
+    return todo, skipped
+
+
+def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[FitTask]:
+    """Read one pair's values, subsample seeded rows, and split channel_wise into channels."""
+    data = store.metric(pair.point, pair.metric, settings.skip_positions)
+    rng = np.random.default_rng([settings.seed, zlib.crc32(f"{pair.point}/{pair.metric}".encode())])
+    rows = data.shape[0]
+    if settings.max_samples and rows > settings.max_samples:
+        data = data[np.sort(rng.choice(rows, size=settings.max_samples, replace=False))]
+    if pair.metric != CHANNEL_WISE:
+        columns: list[tuple[int | None, np.ndarray]] = [(None, np.asarray(data, np.float64))]
+    else:
+        channels = store.channel_indices
+        labels = channels if len(channels) == data.shape[1] else list(range(data.shape[1]))
+        columns = [(int(c), np.abs(data[:, j]).astype(np.float64)) for j, c in enumerate(labels)]
+    return [
+        FitTask(
+            pair.point,
+            pair.metric,
+            channel,
+            values,
+            settings.bootstrap,
+            settings.seed,
+            settings.min_tail,
+        )
+        for channel, values in columns
+    ]
+
+
+def schedule(tasks: list[FitTask], workers: int, progress: Progress | None) -> Iterator[Fitted]:
+    """Fit every task, in a spawn pool when there are workers to use; reports progress."""
+    total = len(tasks)
+    if progress:
+        progress(0, total)
+    n_workers = min(workers or os.cpu_count() or 1, total)
+    if n_workers <= 1:
+        done: Iterable[Fitted] = map(fit_task, tasks)
+        yield from _counted(done, total, progress)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
+        # largest first keeps the pool busy to the end
+        order = sorted(tasks, key=lambda t: -t.values.size)
+        yield from _counted(pool.map(fit_task, order, chunksize=1), total, progress)
+
+
+def _counted(fitted: Iterable[Fitted], total: int, progress: Progress | None) -> Iterator[Fitted]:
+    for count, item in enumerate(fitted, start=1):
+        yield item
+        if progress:
+            progress(count, total)
+
+
+def fit_task(task: FitTask) -> Fitted:
+    """Fit one task; any failure becomes a record with status "failed", never an exception."""
+    try:
+        result = fit_power_law(
+            task.values, min_tail=task.min_tail, bootstrap=task.bootstrap, seed=task.seed, scan=True
+        )
+    except Exception as exc:  # a batch of fits must finish: report, do not raise
+        reason = f"{type(exc).__name__}: {exc}"
+        result = FitRecord(status=STATUS_FAILED, reason=reason, n=int(task.values.size))
+    return task, result.replace(point=task.point, metric=task.metric, channel=task.channel)
+
+
+def regroup(
+    fitted: Iterable[Fitted], expected: dict[Key, int]
+) -> Iterator[tuple[Key, list[Fitted]]]:
+    """Yield each pair's fits, in channel order, as soon as the last of them is done."""
+    waiting: dict[Key, list[Fitted]] = {}
+    for task, record in fitted:
+        key = (task.point, task.metric)
+        waiting.setdefault(key, []).append((task, record))
+        if len(waiting[key]) == expected[key]:
+            parts = waiting.pop(key)
+            parts.sort(key=lambda part: part[0].channel or 0)
+            yield key, parts
+
+
+def write_pair(run_dir: Path, key: Key, records: list[FitRecord], input_hash: str) -> None:
+    """Store one pair's record (a list of records for channel_wise) and its curves."""
+    point, metric = key
+    if metric != CHANNEL_WISE:
+        write_fit(run_dir, point, metric, records[0].to_record(), input_hash, records[0].curves())
+        return
+    stored = [record.to_record() for record in records]
+    write_fit(run_dir, point, metric, stored, input_hash, stack_curves(records))
+
+
+def stack_curves(records: list[FitRecord]) -> dict[str, np.ndarray]:
+    """One array per curve name for all channels, concatenated in channel order, plus
+    `<prefix>_channel` naming each element's channel (few arrays keep the write fast)."""
+    stacked: dict[str, list[np.ndarray]] = {}
+    for record in records:
+        for name, values in record.curves().items():
+            stacked.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
+            prefix = name.split("_")[0]
+            owner = np.full(len(values), float(record.channel or 0))
+            if name in ("scan_xmin", "bootstrap_alpha"):
+                stacked.setdefault(f"{prefix}_channel", []).append(owner)
+    return {name: np.concatenate(chunks) for name, chunks in stacked.items()}

@@ -1,0 +1,28 @@
+"""Numbers as figures and reports show them: one rule for both, and no plotting import."""
+
+from __future__ import annotations
+
+DASH = "\u2014"
+
+
+def fmt_number(value: float | None, digits: int = 3) -> str:
+    """Compact, readable numbers for annotations: 3 significant digits, '—' when missing."""
+    if value is None:
+        return DASH
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e5 or magnitude < 1e-3:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_fixed(value: float | None, digits: int = 2) -> str:
+    """Fixed decimals for exponents and slopes (2.00, not 2), '—' when missing."""
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def fmt_p_value(value: float | None, n_failed: int | None, digits: int = 3) -> str:
+    """A bootstrap p-value, saying how many replicates failed (they are not in its denominator)."""
+    shown = fmt_number(value, digits)
+    return f"{shown} ({n_failed} failed)" if value is not None and n_failed else shown
