@@ -13,8 +13,10 @@ from zipfstage.outliers.source import Chunk, PointInfo
 from zipfstage.outliers.sun import Decode
 
 _TOKEN_KEY = 1 << 32
-#: a channel "is present" at a layer when it is the top-1 of at least this share of its tokens
+#: a channel "is present" at a layer when it is the top-1 of at least this share of its tokens,
+#: and at least PRESENCE_OVER_UNIFORM times the share every channel would get by chance (1/width)
 LAYER_PRESENCE = 0.01
+PRESENCE_OVER_UNIFORM = 3.0
 
 
 @dataclass
@@ -85,7 +87,7 @@ class PersistenceCounter:
 def add_layers(
     points: dict[str, dict[str, Any]], infos: list[PointInfo], shares: dict[str, dict[int, float]]
 ) -> None:
-    """Give each persistent channel the layers (same site) where it is a top-1 of >= 1 %."""
+    """Give each persistent channel the layers (same site) where it is present as a top-1."""
     for info in infos:
         same_site = [i for i in infos if i.site == info.site]
         for record in points[info.name].get("persistent_channels", []):
@@ -93,5 +95,6 @@ def add_layers(
             record["layers"] = [
                 other.layer
                 for other in same_site
-                if shares[other.name].get(channel, 0.0) >= LAYER_PRESENCE
+                if shares[other.name].get(channel, 0.0)
+                >= max(LAYER_PRESENCE, PRESENCE_OVER_UNIFORM / other.width)
             ]
