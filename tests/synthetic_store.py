@@ -144,7 +144,11 @@ def make_topk_store(
     return {p: np.concatenate(parts) for p, parts in full.items()}
 
 
-TOPK_LAYOUT = (("topk_abs", "float32", float("nan")), ("topk_channel", "int32", -1), ("topk_sign", "int8", 0))
+TOPK_LAYOUT = (
+    ("topk_abs", "float32", float("nan")),
+    ("topk_channel", "int32", -1),
+    ("topk_sign", "int8", 0),
+)
 
 
 def topk_of(hidden: np.ndarray, k: int) -> dict[str, np.ndarray]:

@@ -20,7 +20,9 @@ POINTS = ("embed", "layer_0", "layer_1", "layer_2", "layer_3")
 MASSIVE = 2.5e4
 
 
-def plant_massive(point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray) -> None:
+def plant_massive(
+    point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray
+) -> None:
     """Position 0 carries a huge value in channel 7 from layer 2 on (a BOS-like sink)."""
     ids[pos == 0] = 1
     if point in ("layer_2", "layer_3"):
@@ -78,15 +80,28 @@ def test_outliers_json_follows_the_contract_and_store_copy(massive_run) -> None:
     assert path == out / "outliers.json"
     data = json.loads(path.read_text())
     assert data["schema"] == 1 and data["store_id"] == "topk-0" and data["n_layers"] == 4
-    for key in ("dettmers_threshold", "dettmers_layer_share", "dettmers_position_share",
-                "sun_abs", "sun_ratio", "skip_positions"):
+    for key in (
+        "dettmers_threshold",
+        "dettmers_layer_share",
+        "dettmers_position_share",
+        "sun_abs",
+        "sun_ratio",
+        "skip_positions",
+    ):
         assert key in data["settings"]
     assert list(data["points"]) == list(POINTS)
     point = data["points"]["layer_2"]
     assert point["layer"] == 2 and point["site"] == "resid_post" and point["width"] == 32
     assert point["n_tokens"] == 512
-    assert set(point["massive"]) >= {"top", "top_channels", "top_tokens", "median_global",
-                                     "median_token", "ratio", "criterion"}
+    assert set(point["massive"]) >= {
+        "top",
+        "top_channels",
+        "top_tokens",
+        "median_global",
+        "median_token",
+        "ratio",
+        "criterion",
+    }
     assert data["points"]["embed"]["layer"] == -1 and data["points"]["embed"]["site"] == "embed"
     assert data["first_massive_layer"] == 2
     assert isinstance(data["dettmers_channels"], list) and data["super_weights"] == []
@@ -163,8 +178,14 @@ def test_hill_summary_uses_stored_hill_tail(massive_run) -> None:
 
 @pytest.mark.parametrize(
     ("text", "position", "kind"),
-    [("Hello", 0, "first"), ("\n", 5, "delimiter"), (" .", 3, "delimiter"),
-     ("<|im_end|>", 9, "delimiter"), (" word", 2, "other"), (None, 4, "other")],
+    [
+        ("Hello", 0, "first"),
+        ("\n", 5, "delimiter"),
+        (" .", 3, "delimiter"),
+        ("<|im_end|>", 9, "delimiter"),
+        (" word", 2, "other"),
+        (None, 4, "other"),
+    ],
 )
 def test_token_kind(text: str | None, position: int, kind: str) -> None:
     assert token_kind(text, position) == kind

@@ -15,7 +15,9 @@ from zipfstage.outliers import analyse_outliers
 LAYERS = tuple(f"layer_{i}" for i in range(8))
 
 
-def plant_dettmers(point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray) -> None:
+def plant_dettmers(
+    point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray
+) -> None:
     """512 tokens; rows 1..n of the first batch get |h| = 8 in the planted channel."""
     if batch != 0 or point == "embed":
         return
@@ -52,13 +54,18 @@ def test_dettmers_channels_at_the_thresholds(dettmers_dir: Path) -> None:
 def test_dettmers_thresholds_are_settings(dettmers_dir: Path) -> None:
     looser = OutlierSettings(dettmers_position_share=0.05, dettmers_layer_share=0.1)
     assert {r["channel"] for r in analyse_outliers(dettmers_dir, looser).dettmers_channels} == {
-        3, 4, 5, 6,
+        3,
+        4,
+        5,
+        6,
     }
     higher = OutlierSettings(dettmers_threshold=50.0)  # only channel 6 (|h| = 56) reaches it
     assert {r["channel"] for r in analyse_outliers(dettmers_dir, higher).dettmers_channels} == {6}
 
 
-def plant_persistent(point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray) -> None:
+def plant_persistent(
+    point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray
+) -> None:
     """Channel 9 is the top-1 of exactly the tokens at positions 0, 4, 8, ... at layers 1 and 2,
     negative at positions 4, 20, 36, 52 (a quarter of them)."""
     if point not in ("layer_1", "layer_2"):
@@ -70,9 +77,11 @@ def plant_persistent(point: str, batch: int, hidden: np.ndarray, pos: np.ndarray
 
 
 @pytest.fixture(scope="module")
-def persistent_report(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def persistent_report(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("persistent")
-    make_topk_store(out, ("embed", "layer_0", "layer_1", "layer_2", "layer_3"), plant=plant_persistent)
+    make_topk_store(
+        out, ("embed", "layer_0", "layer_1", "layer_2", "layer_3"), plant=plant_persistent
+    )
     return analyse_outliers(out, OutlierSettings(top_channels=5))
 
 
@@ -93,7 +102,9 @@ def test_persistent_channel_share_sign_positions_layers(persistent_report) -> No
     )
 
 
-def plant_super(point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray) -> None:
+def plant_super(
+    point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids: np.ndarray
+) -> None:
     """Layer 1: mlp_act channel 11 and mlp_out channel 5 spike on the same tokens (position 5).
     Layer 2: both spike, but on different tokens, so there is no candidate."""
     spikes = {
@@ -108,8 +119,14 @@ def plant_super(point: str, batch: int, hidden: np.ndarray, pos: np.ndarray, ids
 
 
 def test_super_weight_coordinates(tmp_path: Path) -> None:
-    points = ("layer_1.mlp_act", "layer_1.mlp_out", "layer_1", "layer_2.mlp_act",
-              "layer_2.mlp_out", "layer_2")
+    points = (
+        "layer_1.mlp_act",
+        "layer_1.mlp_out",
+        "layer_1",
+        "layer_2.mlp_act",
+        "layer_2.mlp_out",
+        "layer_2",
+    )
     widths = {"layer_1.mlp_act": 64, "layer_2.mlp_act": 64}
     make_topk_store(tmp_path, points, plant=plant_super, widths=widths)
     report = analyse_outliers(tmp_path, OutlierSettings())

@@ -16,6 +16,7 @@ from zipfstage.commands.common import (
     load_settings,
     split_csv,
 )
+from zipfstage.outliers import run_outlier_analysis
 from zipfstage.progress import counting_bar
 
 
@@ -68,6 +69,8 @@ def fit_command(
         from zipfstage.fitting.pipeline import run_fits  # numba loads only when fit runs
 
         summary = run_fits(settings.out, **fit.model_dump(), force=force, progress=progress)
+    with counting_bar("outliers", unit="points", console=console) as progress:
+        run_outlier_analysis(settings.out, settings.outliers, progress)
     console.print(
         f"fitted {len(summary.fitted)} (point, metric) pairs ({summary.n_fits} fits, "
         f"{summary.n_not_ok} not ok), skipped {len(summary.skipped)} unchanged; "

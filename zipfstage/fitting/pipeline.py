@@ -21,6 +21,7 @@ import numpy as np
 from zipfstage.config import stable_hash
 from zipfstage.fitting.api import fit_power_law
 from zipfstage.fitting.result import STATUS_FAILED
+from zipfstage.outliers.source import TOPK_ARRAYS
 from zipfstage.store.fits import read_fit_records, read_input_hash, write_fit, write_fits_json
 from zipfstage.store.layout import CHANNEL_WISE
 from zipfstage.store.reader import open_store
@@ -75,6 +76,7 @@ def run_fits(
     store = open_store(out_dir)
     store.require_data()
     chosen_points, chosen_metrics = store.select(points or ["all"], metrics or ["all"])
+    chosen_metrics = [m for m in chosen_metrics if m not in TOPK_ARRAYS]  # outlier analysis's
     settings = {
         "max_samples": max_samples,
         "bootstrap": bootstrap,

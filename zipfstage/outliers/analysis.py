@@ -149,7 +149,7 @@ def _first_massive_layer(points: dict[str, dict[str, Any]], infos: list[PointInf
 
 
 def token_kind(text: str | None, position: int) -> str:
-    """"first" (position 0), "delimiter" (whitespace/punctuation/special token) or "other"."""
+    """ "first" (position 0), "delimiter" (whitespace/punctuation/special token) or "other"."""
     if position == 0:
         return "first"
     if text is None:

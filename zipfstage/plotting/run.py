@@ -8,12 +8,16 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from zipfstage.outliers.analysis import read_outliers
 from zipfstage.plotting import style
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.dashboards import channel_heatmap_figure, dashboard_figure
 from zipfstage.plotting.data import SampleCache
 from zipfstage.plotting.diagnostics import diagnostics_figure
+from zipfstage.plotting.hill_tail import hill_tail_figure
+from zipfstage.plotting.massive import massive_figure
 from zipfstage.plotting.multi_layer import multi_layer_figure
+from zipfstage.plotting.outlier_channels import outlier_channels_figure
 from zipfstage.plotting.rank_frequency import rank_frequency_figure
 from zipfstage.plotting.records import lookup, parse_records
 from zipfstage.store.fits import read_fit_curves, read_fit_records, require_current_fits
@@ -81,5 +85,13 @@ def plot_run(
         save(channel_heatmap_figure(chosen_points, channels), "channel_heatmap")
     elif CHANNEL_WISE in chosen_metrics:
         result.skipped.append("channel_heatmap: no channel_wise fits")
+    outliers = read_outliers(out_dir)[0] or {}
+    for name, draw in (
+        ("massive_activations", massive_figure),
+        ("outlier_channels", outlier_channels_figure),
+        ("hill_tail", hill_tail_figure),
+    ):
+        if (figure := draw(outliers)) is not None:
+            save(figure, name)
     result.seconds = time.perf_counter() - started
     return result

@@ -77,7 +77,15 @@ def tokenizer_path(out_dir: Path) -> Path:
 
 
 #: what later stages derive from the store; all of it is stale once the store is replaced
-DERIVED_OUTPUTS = (TOKENIZER_DIR, FITS_JSON, "plots", "report.html", "report.md", "report_files")
+DERIVED_OUTPUTS = (
+    TOKENIZER_DIR,
+    FITS_JSON,
+    "outliers.json",
+    "plots",
+    "report.html",
+    "report.md",
+    "report_files",
+)
 
 
 def remove_derived_outputs(out_dir: Path) -> None:
