@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from zipfstage.outliers.analysis import read_outliers
 from zipfstage.plotting.records import Fit, FitTable, lookup, parse_records
 from zipfstage.report.figures import ReportFigure, report_figures
+from zipfstage.report.outliers_section import outlier_figures
 from zipfstage.report.tokens import PointTail, load_decoder, tail_tokens
 from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
 from zipfstage.store.fits import read_fit_records, require_current_fits
@@ -37,6 +39,8 @@ class ReportContent:
     tail_metric: str
     tails: list[PointTail]
     notes: list[str] = field(default_factory=list)
+    #: outliers.json when current, else (None, why not): see zipfstage.outliers.read_outliers
+    outliers: tuple[dict[str, Any] | None, str | None] = (None, None)
 
     def section(self, name: str) -> list[ReportFigure]:
         return [f for f in self.figures if f.section == name]
@@ -62,6 +66,7 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
     if decoder is None and top_tokens > 0:
         notes.append("no tokenizer saved with this store: tokens are shown by id")
     model = reader.info.get("model") or {}
+    outliers = read_outliers(out_dir)
     return ReportContent(
         title=f"zipfstage report \u00b7 {model.get('name', 'unknown model')}",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -72,10 +77,11 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
             for depth, point in enumerate(reader.points)
             for fit in channels.get(point, [])
         ],
-        figures=report_figures(reader, table, channels),
+        figures=report_figures(reader, table, channels) + outlier_figures(outliers[0]),
         tail_metric=metric,
         tails=tail_tokens(reader, metric, top_tokens, decoder),
         notes=notes,
+        outliers=outliers,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from zipfstage.plotting.style import fmt_fixed, fmt_number
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
+from zipfstage.report.outliers_section import outliers_markdown
 from zipfstage.report.tokens import show_token
 from zipfstage.report.verdict import EXPLANATION
 
@@ -38,6 +39,7 @@ def render_markdown(content: ReportContent) -> str:
             for t in tail.tokens
         ]
         lines.append("")
+    lines += outliers_markdown(*content.outliers, content.section("outliers"), ASSETS_DIR)
     return "\n".join(lines).rstrip() + "\n"
 
 
