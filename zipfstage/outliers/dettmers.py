@@ -57,7 +57,7 @@ def dettmers_channels(
     for info, shares in per_point:
         if info.site != "embed":
             by_site.setdefault(info.site, []).append((info, shares))
-    found = []
+    found: list[dict[str, Any]] = []
     for site, entries in by_site.items():
         width = max(len(shares) for _, shares in entries)
         stacked = np.zeros((len(entries), width))

@@ -91,7 +91,7 @@ def plot_run(
         ("outlier_channels", outlier_channels_figure),
         ("hill_tail", hill_tail_figure),
     ):
-        if (figure := draw(outliers)) is not None:
-            save(figure, name)
+        if (drawn := draw(outliers)) is not None:
+            save(drawn, name)
     result.seconds = time.perf_counter() - started
     return result

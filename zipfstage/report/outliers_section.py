@@ -172,7 +172,8 @@ def summary(outliers: dict[str, Any]) -> str:
 def _massive_row(name: str, record: dict[str, Any]) -> list[str]:
     massive = record.get("massive") or {}
     top = list(massive.get("top") or []) + [None] * 3
-    verdict = {True: "yes", False: "no"}.get(massive.get("criterion"), "\u2014")
+    criterion = massive.get("criterion")
+    verdict = "yes" if criterion is True else "no" if criterion is False else "\u2014"
     carriers = "; ".join(token_text(t) for t in massive.get("top_tokens") or [])
     return [
         name,
