@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections import Counter
 from html import escape
 from typing import Any
 
@@ -174,7 +175,8 @@ def _massive_row(name: str, record: dict[str, Any]) -> list[str]:
     top = list(massive.get("top") or []) + [None] * 3
     criterion = massive.get("criterion")
     verdict = "yes" if criterion is True else "no" if criterion is False else "\u2014"
-    carriers = "; ".join(token_text(t) for t in massive.get("top_tokens") or [])
+    shown = Counter(token_text(t) for t in massive.get("top_tokens") or [])
+    carriers = "; ".join(f"{text} \u00d7{n}" if n > 1 else text for text, n in shown.items())
     return [
         name,
         *(style.fmt_number(v) for v in top[:3]),
