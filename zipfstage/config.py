@@ -86,6 +86,19 @@ class ReportSettings(_Section):
     tail_metric: str = "max_abs"
 
 
+class OutlierSettings(_Section):
+    """Thresholds of the outlier-channel analysis `fit` runs on the top-k channel arrays."""
+
+    dettmers_threshold: float = Field(default=6.0, gt=0)
+    dettmers_layer_share: float = Field(default=0.25, ge=0, le=1)
+    dettmers_position_share: float = Field(default=0.06, ge=0, le=1)
+    sun_abs: float = Field(default=100.0, ge=0)
+    sun_ratio: float = Field(default=1000.0, ge=0)
+    top_channels: int = Field(default=20, ge=0)
+    super_ratio: float = Field(default=10.0, gt=1)
+    skip_positions: int = Field(default=0, ge=0)
+
+
 class Settings(BaseSettings):
     """All of zipfstage's settings. Build it with `Settings.load`, not directly."""
 
@@ -98,6 +111,7 @@ class Settings(BaseSettings):
     fit: FitSettings = Field(default_factory=FitSettings)
     plot: PlotSettings = Field(default_factory=PlotSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    outliers: OutlierSettings = Field(default_factory=OutlierSettings)
 
     _yaml_path: ClassVar[Path | None] = None
 

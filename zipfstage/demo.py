@@ -49,6 +49,7 @@ def run_demo(
     sections = {
         "collect": settings.collect,
         "fit": settings.fit,
+        "outliers": settings.outliers,
         "plot": settings.plot,
         "report": settings.report,
     }
@@ -70,12 +71,19 @@ def run_demo(
 
 
 def stages() -> dict[str, StageRun]:
-    """The four stages in order; imported here so torch, numba and matplotlib load on demand."""
+    """The stages in order; imported here so torch, numba and matplotlib load on demand."""
     from zipfstage.fitting import stage as fit
+    from zipfstage.outliers import stage as outliers
     from zipfstage.plotting import stage as plot
     from zipfstage.report import stage as report
 
-    return {"collect": collect_stage, "fit": fit.run, "plot": plot.run, "report": report.run}
+    return {
+        "collect": collect_stage,
+        "fit": fit.run,
+        "outliers": outliers.run,
+        "plot": plot.run,
+        "report": report.run,
+    }
 
 
 def collect_stage(

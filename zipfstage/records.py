@@ -26,6 +26,12 @@ STATUS_MISSING = "missing"
 #: the metric whose store array is [N, channels]; its record is a list, one per channel
 CHANNEL_WISE = "channel_wise"
 
+TOPK_ABS = "topk_abs"
+TOPK_CHANNEL = "topk_channel"
+TOPK_SIGN = "topk_sign"
+#: the [N, k] top-channel arrays: read by the outlier analysis, never fitted per metric
+TOPK_ARRAYS = frozenset({TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN})
+
 #: the likelihood-ratio alternatives, in the order tables show them
 ALTERNATIVES = ("lognormal", "exponential", "stretched_exponential", "truncated_power_law")
 ALTERNATIVE_LABELS = {

@@ -68,3 +68,8 @@ def fit_command(
 
         result = run(settings.fit, settings.out, progress, force=force)
     console.print(result.summary, highlight=False)
+    with counting_bar("outliers", unit="points", console=console) as progress:
+        from zipfstage.outliers.stage import run as analyse
+
+        analysis = analyse(settings.outliers, settings.out, progress)
+    console.print(analysis.summary, highlight=False)

@@ -9,11 +9,15 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from zipfstage.config import PlotSettings
+from zipfstage.outliers.analysis import read_outliers
 from zipfstage.plotting import style
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.dashboards import channel_heatmap_figure, dashboard_figure
 from zipfstage.plotting.diagnostics import diagnostics_figure
+from zipfstage.plotting.hill_tail import hill_tail_figure
+from zipfstage.plotting.massive import massive_figure
 from zipfstage.plotting.multi_layer import multi_layer_figure
+from zipfstage.plotting.outlier_channels import outlier_channels_figure
 from zipfstage.plotting.rank_frequency import rank_frequency_figure
 from zipfstage.plotting.samples import SampleCache
 from zipfstage.records import CHANNEL_WISE, ChannelFits, FitTable, lookup
@@ -49,7 +53,7 @@ def run(settings: PlotSettings, run_dir: Path, progress: Progress | None = None)
             progress(done, len(scalars) + 1)
         _metric_figures(save, cache, run_dir, metric, points)
         cache.drop_metric(metric)
-    notes = _overview_figures(save, points, metrics, table, channels)
+    notes = _overview_figures(save, run_dir, points, metrics, table, channels)
     if progress:
         progress(len(scalars) + 1, len(scalars) + 1)
     seconds = time.perf_counter() - started
@@ -81,14 +85,32 @@ def _metric_figures(
 
 
 def _overview_figures(
-    save: _Saver, points: list[str], metrics: list[str], table: FitTable, channels: ChannelFits
+    save: _Saver,
+    run_dir: Path,
+    points: list[str],
+    metrics: list[str],
+    table: FitTable,
+    channels: ChannelFits,
 ) -> list[str]:
     """The dashboards and the channel heatmap; returns notes on what could not be drawn."""
     for quantity in ("alpha", "slope"):
         save(dashboard_figure(quantity, points, metrics, table, channels), f"{quantity}_dashboard")
+    _outlier_figures(save, run_dir)
     if CHANNEL_WISE not in metrics:
         return []
     if any(channels.get(p) for p in points):
         save(channel_heatmap_figure(points, channels), "channel_heatmap")
         return []
     return ["skipped channel_heatmap: no channel_wise fits"]
+
+
+def _outlier_figures(save: _Saver, run_dir: Path) -> None:
+    """Sun's massive-activation figure, the top-1 channel map and Hill tails, when analysed."""
+    outliers = read_outliers(run_dir)[0] or {}
+    for name, draw in (
+        ("massive_activations", massive_figure),
+        ("outlier_channels", outlier_channels_figure),
+        ("hill_tail", hill_tail_figure),
+    ):
+        if (drawn := draw(outliers)) is not None:
+            save(drawn, name)

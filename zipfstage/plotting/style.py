@@ -38,6 +38,7 @@ HEATMAP_CMAP = "cividis"
 MISSING_CELL = "#d9d9d9"
 
 SINGLE = (6.4, 4.6)
+WIDE = (10.0, 4.2)
 
 RC: dict[str, Any] = {
     "font.size": 10.5,

@@ -11,12 +11,15 @@ from typing import Any
 import numpy as np
 
 from zipfstage.formatting import DASH
+from zipfstage.outliers.analysis import read_outliers
 from zipfstage.records import FitRecord, FitTable, lookup
 from zipfstage.report.figures import ReportFigure, report_figures
-from zipfstage.report.tokens import PointTail, load_decoder, tail_tokens
+from zipfstage.report.outliers_section import outlier_figures
+from zipfstage.report.tokens import PointTail, tail_tokens
 from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
 from zipfstage.store.fits import read_fitted_store
 from zipfstage.store.reader import StoreReader
+from zipfstage.store.tokenizer import load_decoder
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class ReportContent:
     tail_metric: str
     tails: list[PointTail]
     notes: list[str] = field(default_factory=list)
+    #: outliers.json when current, else (None, why not): see zipfstage.outliers.read_outliers
+    outliers: tuple[dict[str, Any] | None, str | None] = (None, None)
 
     def section(self, name: str) -> list[ReportFigure]:
         return [f for f in self.figures if f.section == name]
@@ -58,6 +63,7 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
     decoder = load_decoder(out_dir)
     if decoder is None and top_tokens > 0:
         notes.append("no tokenizer saved with this store: tokens are shown by id")
+    outliers = read_outliers(out_dir)
     return ReportContent(
         title=f"zipfstage report \u00b7 {reader.attributes.model_name}",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -68,10 +74,11 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
             for depth, point in enumerate(reader.points)
             for fit in channels.get(point, [])
         ],
-        figures=report_figures(reader, table, channels),
+        figures=report_figures(reader, table, channels) + outlier_figures(outliers[0]),
         tail_metric=metric,
         tails=tail_tokens(reader, metric, top_tokens, decoder),
         notes=notes,
+        outliers=outliers,
     )
 
 

@@ -9,6 +9,7 @@ from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
 from zipfstage.records import ALTERNATIVE_LABELS, ALTERNATIVES, FitRecord
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
+from zipfstage.report.outliers_section import outliers_html
 from zipfstage.report.tokens import PointTail, show_token
 from zipfstage.report.verdict import EXPLANATION, comparison_verdict
 
@@ -105,6 +106,11 @@ def render_html(content: ReportContent) -> str:
             "the best alternative's tail.</p>" + _figures(content.section("ccdf")),
         ),
         _section("tails", "Where the tail comes from", _tails(content)),
+        _section(
+            "outliers",
+            "Outlier channels",
+            outliers_html(*content.outliers, content.section("outliers")),
+        ),
     ]
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
@@ -128,6 +134,7 @@ def _header(content: ReportContent) -> str:
             ("depth", "By depth"),
             ("ccdf", "CCDFs"),
             ("tails", "Tail tokens"),
+            ("outliers", "Outlier channels"),
         )
     )
     return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
+from zipfstage.report.outliers_section import outliers_markdown
 from zipfstage.report.tokens import show_token
 from zipfstage.report.verdict import EXPLANATION
 from zipfstage.store.layout import REPORT_ASSETS
@@ -37,6 +38,7 @@ def render_markdown(content: ReportContent) -> str:
             for t in tail.tokens
         ]
         lines.append("")
+    lines += outliers_markdown(*content.outliers, content.section("outliers"), REPORT_ASSETS)
     return "\n".join(lines).rstrip() + "\n"
 
 

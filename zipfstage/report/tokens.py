@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from zipfstage.store.layout import tokenizer_path
 from zipfstage.store.reader import StoreReader
-
-Decoder = Callable[[int], str]
+from zipfstage.store.tokenizer import Decoder
 
 
 @dataclass(frozen=True)
@@ -40,25 +35,6 @@ def top_indices(values: np.ndarray, k: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     part = np.argpartition(clean, len(clean) - k)[len(clean) - k :]
     return part[np.argsort(clean[part], kind="stable")[::-1]]
-
-
-def load_decoder(out_dir: Path) -> Decoder | None:
-    """Decode single token ids with the tokenizer `collect` saved; None when there is none."""
-    path = tokenizer_path(out_dir)
-    if not path.is_dir():
-        return None
-    try:
-        if (path / "tokenizer.json").is_file():
-            from tokenizers import Tokenizer
-
-            fast = Tokenizer.from_file(str(path / "tokenizer.json"))
-            return lambda token: fast.decode([token], skip_special_tokens=False)
-        from transformers import AutoTokenizer
-
-        slow = AutoTokenizer.from_pretrained(str(path))
-        return lambda token: str(slow.decode([token]))
-    except (ImportError, OSError, ValueError, json.JSONDecodeError):
-        return None
 
 
 def tail_tokens(

@@ -10,7 +10,7 @@ import numpy as np
 import zarr
 
 from zipfstage.errors import ZipfstageError
-from zipfstage.records import CHANNEL_WISE
+from zipfstage.records import CHANNEL_WISE, TOPK_ARRAYS
 from zipfstage.store.attributes import RunAttributes
 from zipfstage.store.layout import (
     PROGRESS,
@@ -63,7 +63,8 @@ class StoreReader:
 
     @property
     def metrics(self) -> list[str]:
-        return list(self.attributes.metrics)
+        """The per-token metrics that fit, plot and report treat one by one (no top-k arrays)."""
+        return [m for m in self.attributes.metrics if m not in TOPK_ARRAYS]
 
     @property
     def scalar_metrics(self) -> list[str]:
