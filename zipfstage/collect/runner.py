@@ -29,7 +29,7 @@ import torch
 import zarr
 
 from zipfstage import __version__
-from zipfstage.collect.data import (
+from zipfstage.collect.corpus import (
     DataSpec,
     check_data_spec,
     iter_batches,
