@@ -87,6 +87,19 @@ def resolve_source(model: str, cache_dir: Path | None = None) -> tuple[str, dict
     return model, {}
 
 
+def hide_transformers_progress() -> None:
+    """Turn off transformers' download and loading bars in this process; for entry points only.
+
+    This is process-wide state, so library code never calls it: the CLI does (the spinner below
+    says what is loading), and a spawned worker repeats its parent's choice.
+    """
+    hf_logging.disable_progress_bar()
+
+
+def transformers_progress_shown() -> bool:
+    return bool(hf_logging.is_progress_bar_enabled())
+
+
 def load_model(
     model: str,
     revision: str | None = None,
@@ -98,7 +111,6 @@ def load_model(
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     source, extra = resolve_source(model)
-    hf_logging.disable_progress_bar()
     try:
         with _console.status(f"loading {model} ({str(torch_dtype).removeprefix('torch.')})"):
             tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, **extra)
