@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from zipfstage.collect.coordinator import create_or_check_store
+from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
 from zipfstage.collect.plan import PreparedRun, prepare_run
 from zipfstage.collect.points import resolve_points
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
+    hide_transformers_progress()  # an entry point: its output is the table below
     settings = CollectSettings(
         model=args.model,
         max_tokens=args.tokens,

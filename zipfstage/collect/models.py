@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from zipfstage.collect.architecture import Architecture, resolve_architecture
+from zipfstage.demo_model import ensure_demo_model
 from zipfstage.errors import ZipfstageError
 
 DEMO_MODEL = "demo"
@@ -70,8 +71,6 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
 def resolve_source(model: str, cache_dir: Path | None = None) -> tuple[str, dict[str, Any]]:
     """Where transformers should load from, plus extra keyword arguments (gguf_file)."""
     if model == DEMO_MODEL:
-        from zipfstage.demo_model import ensure_demo_model
-
         return str(ensure_demo_model(cache_dir)), {}
     path = Path(model).expanduser()
     if path.suffix == ".gguf":

