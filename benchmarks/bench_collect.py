@@ -16,8 +16,12 @@ from pathlib import Path
 
 import torch
 
+from zipfstage.collect.coordinator import create_or_check_store
+from zipfstage.collect.models import hide_transformers_progress
+from zipfstage.collect.placement import place
+from zipfstage.collect.plan import PreparedRun, prepare_run
 from zipfstage.collect.points import resolve_points
-from zipfstage.collect.runner import PreparedRun, collect_batches, open_or_create_store, prepare_run
+from zipfstage.collect.worker import collect_batches
 from zipfstage.config import CollectSettings
 from zipfstage.store import StoreWriter, store_path
 
@@ -33,7 +37,7 @@ def time_bare(run: PreparedRun) -> tuple[float, int]:
 
 
 def time_collect(run: PreparedRun, out: Path) -> tuple[float, int]:
-    open_or_create_store(run, out, overwrite=True)
+    create_or_check_store(run.spec(), out, overwrite=True)
     writer = StoreWriter(store_path(out))
     tokens = 0
 
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
+    hide_transformers_progress()  # an entry point: its output is the table below
     settings = CollectSettings(
         model=args.model,
         max_tokens=args.tokens,
@@ -63,7 +68,7 @@ def main() -> None:
         device=args.device,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        base = prepare_run(settings, Path(tmp))
+        base = prepare_run(settings, Path(tmp), place(settings))
         n_layers = base.loaded.architecture.n_layers
         three = dataclasses.replace(
             base, points=resolve_points(["embed", "middle", "last"], n_layers)

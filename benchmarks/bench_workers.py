@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.runner import run_collect
 from zipfstage.config import CollectSettings
 
@@ -47,6 +48,7 @@ def main() -> None:
         help="configurations to compare, the first is the baseline",
     )
     args = parser.parse_args()
+    hide_transformers_progress()  # an entry point: its output is the table below
     configs = {name: name.split(",") for name in args.devices}
     totals = {name: [0.0, 0.0, 0] for name in configs}
     with tempfile.TemporaryDirectory() as tmp:

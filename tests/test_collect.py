@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.test_metrics import reference
 from zipfstage.cli import app
-from zipfstage.collect.data import DataSpec, iter_batches, iter_documents, pack_sequences
+from zipfstage.collect.corpus import DataSpec, iter_batches, iter_documents, pack_sequences
 from zipfstage.store import open_store
 from zipfstage.store.lock import exclusive_lock
 

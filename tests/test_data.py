@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zipfstage.collect.data import iter_batches, pack_sequences
+from zipfstage.collect.corpus import iter_batches, pack_sequences
 
 
 class CountingTokenizer:

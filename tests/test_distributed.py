@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tests.cli_helpers import assert_stores_match, cli_env
 from tests.test_parallel import SHORT
 from zipfstage.cli import app
-from zipfstage.collect.distributed import Ranks, rank_placement, torchrun_ranks
+from zipfstage.collect.placement import Ranks, rank_placement, torchrun_ranks
 from zipfstage.config import CollectSettings
 from zipfstage.store import open_store
 

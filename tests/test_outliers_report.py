@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.synthetic_store import make_topk_store
 from tests.plot_helpers import write_synthetic_fits
+from tests.synthetic_store import make_topk_store
 from zipfstage.cli import app
 from zipfstage.config import OutlierSettings
 from zipfstage.outliers import run_outlier_analysis

@@ -23,7 +23,7 @@ from tests.cli_helpers import (
     spawn_collect,
 )
 from zipfstage.cli import app
-from zipfstage.collect.runner import share_of
+from zipfstage.collect.coordinator import share_of
 from zipfstage.store import open_store
 
 runner = CliRunner()

@@ -1,43 +1,34 @@
 """Collect across machines under torchrun: every rank runs `zipfstage collect`, one store is shared.
 
 Only control data travels between ranks (a gloo group, on CPU and GPU machines alike): the store
-specs, rank 0's decision, and the final batch counts. Rank 0 alone holds the lock, creates or checks
-the store, saves the tokenizer and finalizes; each rank takes pending[rank::world] and writes its
-batches straight into the store on the shared filesystem. Every rank learns of an error on any rank
-before the next collective, so none waits forever; a rank that dies is torchrun's to tear down.
+specs, rank 0's order, and the final batch counts. Rank 0 runs the coordinator (lock, store,
+tokenizer, progress, finish); its `Work` broadcasts the pending batches and each rank takes
+pending[rank::world], writing straight into the store on the shared filesystem. Every rank learns
+of an error on any rank before the next collective, so none waits forever; a rank that dies is
+torchrun's to tear down.
 """
 
 from __future__ import annotations
 
-import os
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
-from zipfstage.collect.runner import (
-    CollectOutcome,
-    PreparedRun,
-    Session,
-    collect_batches,
-    describe_changes,
-    open_session,
-    pending_batches,
-    prepare_run,
-    save_tokenizer,
-    share_of,
-    stop_requests,
-)
-from zipfstage.collect.sharding import shard_device_map
+from zipfstage.collect.coordinator import agreed_batch_count, coordinate, share_of, stop_requests
+from zipfstage.collect.messages import AlreadyDone, Failed, Go, Order, Ready
+from zipfstage.collect.outcome import COMPLETE, STOPPED, CollectOutcome
+from zipfstage.collect.placement import Ranks, rank_placement
+from zipfstage.collect.plan import PreparedRun, prepare_run
+from zipfstage.collect.spec import StoreSpec, check_same_store
+from zipfstage.collect.worker import collect_batches
 from zipfstage.config import CollectSettings
 from zipfstage.errors import ZipfstageError
-from zipfstage.progress import Advance, progress_bar
+from zipfstage.progress import Advance
 from zipfstage.store import StoreWriter, store_path
-from zipfstage.store.lock import exclusive_lock
 
 #: ranks finish their shares at different times and then wait for each other; a dead rank is
 #: torchrun's to handle, so the collectives may wait long (a day of imbalance is plenty)
@@ -51,44 +42,16 @@ class RankFailed(ZipfstageError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class Ranks:
-    rank: int
-    world_size: int
-    local_rank: int
-
-
-def torchrun_ranks() -> Ranks | None:
-    """This process's place in a torchrun launch, from the environment torchrun sets."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return None
-    try:
-        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        local = int(os.environ.get("LOCAL_RANK", rank))
-    except ValueError:
-        raise ZipfstageError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
-    return Ranks(rank, world, local)
-
-
-def rank_placement(settings: CollectSettings, ranks: Ranks) -> tuple[str | None, Any]:
-    """(device, device_map) for this rank: --devices by local rank, else cuda:LOCAL_RANK or CPU."""
-    devices = settings.devices or []
-    if settings.shard_model:
-        return (devices[0] if devices else None), shard_device_map(settings, devices)
-    if devices:
-        return devices[ranks.local_rank % len(devices)], None
-    if settings.device:
-        return settings.device, None
-    return (f"cuda:{ranks.local_rank}" if torch.cuda.is_available() else "cpu"), None
-
-
 def run_distributed(
     settings: CollectSettings, out_dir: Path, overwrite: bool, quiet: bool, ranks: Ranks
 ) -> CollectOutcome:
     """This rank's part of a torchrun collect; rank 0's outcome describes the whole run."""
     dist.init_process_group("gloo", timeout=TIMEOUT)
     try:
-        return _collect(settings, out_dir, overwrite, quiet, ranks)
+        run, specs = _prepare_everywhere(settings, out_dir, ranks)
+        if ranks.rank == 0:
+            return _coordinate(run, specs, out_dir, overwrite, quiet, ranks)
+        return _follow(run, out_dir, ranks)
     finally:
         dist.destroy_process_group()
 
@@ -105,102 +68,112 @@ def _broadcast(value: Any) -> Any:
     return box[0]
 
 
-def _raise_first_error(statuses: list[tuple[Any, ...]], rank: int) -> None:
+def _raise_first_failure(statuses: list[Any], rank: int) -> None:
+    """Every rank raises the same failure: its own in its own words, another rank's as such."""
     for source, status in enumerate(statuses):
-        if status[0] == "error":
-            _, text, code = status
-            if source == rank or code != ZipfstageError.exit_code:
-                own = code == ZipfstageError.exit_code
-                raise ZipfstageError(text) if own else RankFailed(text)
-            raise RankFailed(f"rank {source} stopped the run: {text}")
+        if not isinstance(status, Failed):
+            continue
+        if source == rank or not status.is_user_error:
+            raise ZipfstageError(status.text) if status.is_user_error else RankFailed(status.text)
+        raise RankFailed(f"rank {source} stopped the run: {status.text}")
 
 
-def _prepare(settings: CollectSettings, out_dir: Path, ranks: Ranks) -> tuple[Any, ...]:
+def _prepare_everywhere(
+    settings: CollectSettings, out_dir: Path, ranks: Ranks
+) -> tuple[PreparedRun, list[StoreSpec]]:
+    """Load the model on every rank; all ranks stop if any one cannot. Returns every rank's spec."""
+    prepared: PreparedRun | Failed
     try:
-        device, device_map = rank_placement(settings, ranks)
-        return ("ready", prepare_run(settings, out_dir, device=device, device_map=device_map))
-    except ZipfstageError as exc:
-        return ("error", str(exc), exc.exit_code)
+        prepared = prepare_run(settings, out_dir, rank_placement(settings, ranks))
     except Exception as exc:
-        return ("error", f"rank {ranks.rank}: {type(exc).__name__}: {exc}", RankFailed.exit_code)
+        prefix = f"rank {ranks.rank}: "
+        prepared = Failed.from_exception(ranks.rank, exc, RankFailed.exit_code, prefix)
+    status = prepared if isinstance(prepared, Failed) else Ready(ranks.rank, prepared.spec())
+    statuses = _gather(status)
+    _raise_first_failure(statuses, ranks.rank)
+    assert isinstance(prepared, PreparedRun)
+    return prepared, [s.spec for s in statuses]
 
 
-def _collect(
-    settings: CollectSettings, out_dir: Path, overwrite: bool, quiet: bool, ranks: Ranks
+@dataclass
+class RankZero:
+    """Rank 0's `Work`: order every rank to its share, do its own, gather the batch counts."""
+
+    prepared: PreparedRun
+    ranks: Ranks
+    stop_requested: Callable[[], bool]
+    ordered: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"collect ({self.ranks.world_size} ranks)"
+
+    def save_tokenizer(self, out_dir: Path) -> None:
+        self.prepared.save_tokenizer(out_dir)
+
+    def run(self, writer: StoreWriter, pending: list[int], advance: Advance) -> int | None:
+        baseline = _token_counter(0)
+        self.order(Go(pending))
+        shared = _shared_advance(advance, baseline)
+        return _write_share(self.prepared, writer, pending, self.ranks, shared, self.stop_requested)
+
+    def order(self, order: Order) -> None:
+        self.ordered = True
+        _broadcast(order)
+
+
+def _coordinate(
+    run: PreparedRun,
+    specs: list[StoreSpec],
+    out_dir: Path,
+    overwrite: bool,
+    quiet: bool,
+    ranks: Ranks,
 ) -> CollectOutcome:
-    prepared = _prepare(settings, out_dir, ranks)
-    run: PreparedRun | None = prepared[1] if prepared[0] == "ready" else None
-    statuses = _gather(("ready", run.spec()) if run else prepared)
-    _raise_first_error(statuses, ranks.rank)
-    assert run is not None
-    coordinator = ranks.rank == 0
-    with ExitStack() as held:
-        decision: tuple[Any, ...] = ("go", [])
-        session: Session | None = None
-        baseline = 0
-        if coordinator:
-            try:
-                opened = _open(settings, out_dir, overwrite, statuses, held)
-                if isinstance(opened, CollectOutcome):
-                    decision = ("done", opened)
-                else:
-                    session = opened
-                    save_tokenizer(run, out_dir)
-                    decision = ("go", pending_batches(StoreWriter(session.path)))
-            except ZipfstageError as exc:
-                decision = ("error", str(exc), exc.exit_code)
-            baseline = _token_counter(0)
-        decision = _broadcast(decision)
-        _raise_first_error([decision], 0 if coordinator else -1)
-        if decision[0] == "done":
-            outcome: CollectOutcome = decision[1]
-            return replace(outcome, coordinator=coordinator)
-        share = set(share_of(decision[1], ranks.rank, ranks.world_size))
-        writer = StoreWriter(store_path(out_dir))
-        with stop_requests() as stop_requested, ExitStack() as shown:
-            bar: Advance | None = None
-            if session is not None:
-                bar = shown.enter_context(
-                    progress_bar(
-                        f"collect ({ranks.world_size} ranks)",
-                        session.total_tokens,
-                        "tok",
-                        session.done_tokens,
-                        quiet=quiet,
-                    )
-                )
-            advance = _shared_advance(bar, baseline)
-            n_batches = collect_batches(
-                run, writer, advance, stop_requested, assigned=share.__contains__
-            )
-            results = _gather(n_batches)
-            advance(0)  # the other ranks' last tokens
-        stopped = any(n is None for n in results)
-        counts = {n for n in results if n is not None}
-        if not stopped and len(counts) != 1:
-            raise RankFailed(f"ranks disagree on the number of batches ({sorted(counts)})")
-        if session is None:
-            status = "stopped" if stopped else "complete"
-            return CollectOutcome(store_path(out_dir), status, 0, 0, 0.0, coordinator=False)
-        new_tokens = int(writer.committed().sum()) - session.done_tokens
-        return session.finish(None if stopped else counts.pop(), new_tokens)
+    """Rank 0: the coordinator; the other ranks hear of an early end or failure before any work."""
+    with stop_requests() as stop_requested:
+        work = RankZero(run, ranks, stop_requested)
+        try:
+            spec = check_same_store(specs, lambda index: f"rank {index}")
+            outcome = coordinate(spec, run.settings, out_dir, overwrite, quiet, work)
+        except Exception as exc:
+            if not work.ordered:
+                work.order(Failed.from_exception(0, exc, RankFailed.exit_code, "rank 0: "))
+            raise
+    if not work.ordered:  # the store was complete already
+        work.order(AlreadyDone(outcome))
+    return outcome
 
 
-def _open(
-    settings: CollectSettings, out_dir: Path, overwrite: bool, statuses: list[Any], held: ExitStack
-) -> Session | CollectOutcome:
-    """Rank 0: check every rank would write the same store, take the lock, open the store."""
-    first = statuses[0][1]
-    for source, (_, spec) in enumerate(statuses):
-        if spec.config_hash != first.config_hash:
-            changed = describe_changes(first.identity, spec.identity)
-            raise ZipfstageError(
-                f"rank {source} would write a different store than rank 0 ({changed}); "
-                "use one kind of device or set --dtype"
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    held.enter_context(exclusive_lock(out_dir))
-    return open_session(first, settings, out_dir, overwrite)
+def _follow(run: PreparedRun, out_dir: Path, ranks: Ranks) -> CollectOutcome:
+    """A rank other than 0: do the share rank 0 orders; rank 0 reports for the whole run."""
+    order: Order = _broadcast(None)
+    _raise_first_failure([order], -1)
+    if isinstance(order, AlreadyDone):
+        return replace(order.outcome, coordinator=False)
+    assert isinstance(order, Go)
+    writer = StoreWriter(store_path(out_dir))
+    with stop_requests() as stop_requested:
+        advance = _shared_advance(None, 0)
+        n_batches = _write_share(run, writer, order.batches, ranks, advance, stop_requested)
+    status = STOPPED if n_batches is None else COMPLETE
+    return CollectOutcome(store_path(out_dir), status, 0, 0, 0.0, coordinator=False)
+
+
+def _write_share(
+    run: PreparedRun,
+    writer: StoreWriter,
+    pending: list[int],
+    ranks: Ranks,
+    advance: Advance,
+    stop_requested: Callable[[], bool],
+) -> int | None:
+    """This rank's round-robin share, then the batch count every rank agrees on."""
+    share = set(share_of(pending, ranks.rank, ranks.world_size))
+    n_batches = collect_batches(run, writer, advance, stop_requested, share.__contains__)
+    results = _gather(n_batches)
+    advance(0)  # the other ranks' last tokens
+    return agreed_batch_count(results, "ranks")
 
 
 def _token_counter(amount: int) -> int:

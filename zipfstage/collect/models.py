@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from zipfstage.collect.architecture import Architecture, resolve_architecture
+from zipfstage.demo_model import ensure_demo_model
 from zipfstage.errors import ZipfstageError
 
 DEMO_MODEL = "demo"
@@ -70,8 +71,6 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
 def resolve_source(model: str, cache_dir: Path | None = None) -> tuple[str, dict[str, Any]]:
     """Where transformers should load from, plus extra keyword arguments (gguf_file)."""
     if model == DEMO_MODEL:
-        from zipfstage.demo_model import ensure_demo_model
-
         return str(ensure_demo_model(cache_dir)), {}
     path = Path(model).expanduser()
     if path.suffix == ".gguf":
@@ -87,6 +86,19 @@ def resolve_source(model: str, cache_dir: Path | None = None) -> tuple[str, dict
     return model, {}
 
 
+def hide_transformers_progress() -> None:
+    """Turn off transformers' download and loading bars in this process; for entry points only.
+
+    This is process-wide state, so library code never calls it: the CLI does (the spinner below
+    says what is loading), and a spawned worker repeats its parent's choice.
+    """
+    hf_logging.disable_progress_bar()
+
+
+def transformers_progress_shown() -> bool:
+    return bool(hf_logging.is_progress_bar_enabled())
+
+
 def load_model(
     model: str,
     revision: str | None = None,
@@ -98,7 +110,6 @@ def load_model(
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     source, extra = resolve_source(model)
-    hf_logging.disable_progress_bar()
     try:
         with _console.status(f"loading {model} ({str(torch_dtype).removeprefix('torch.')})"):
             tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, **extra)

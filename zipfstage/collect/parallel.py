@@ -1,11 +1,11 @@
 """Data parallel collect on one machine: one spawned worker process per device, one shared store.
 
 The parent never loads the model. Each worker loads its own replica and reports the store it would
-write; the parent checks that all agree, takes the run directory's lock, creates (or checks) the
-store, and deals the *pending* batches round-robin, so a resume works with any worker count. Every
-batch lands in its own chunks and the workers never write metadata, so they need no coordination
-while writing; the parent alone finalizes. Workers send token counts over a queue for the one
-progress bar, and die with the parent (they watch its sentinel).
+write; the parent checks that all agree and runs the coordinator, which deals the *pending* batches
+round-robin, so a resume works with any worker count. Every batch lands in its own chunks and the
+workers never write metadata, so they need no coordination while writing; the parent alone
+finalizes. Workers send token counts for the one progress bar, and die with the parent (they watch
+its sentinel).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 from types import TracebackType
@@ -24,25 +25,18 @@ from typing import Any
 
 import torch
 
-from zipfstage.collect.models import pick_device
-from zipfstage.collect.runner import (
-    CollectOutcome,
-    StoreSpec,
-    collect_batches,
-    describe_changes,
-    open_session,
-    pending_batches,
-    prepare_run,
-    save_tokenizer,
-    share_of,
-    stop_requests,
-    validate_settings,
-)
+from zipfstage.collect.coordinator import agreed_batch_count, coordinate, share_of, stop_requests
+from zipfstage.collect.messages import Abort, Done, Failed, Go, Ready, Tokens, WorkerMessage
+from zipfstage.collect.models import hide_transformers_progress, transformers_progress_shown
+from zipfstage.collect.outcome import CollectOutcome
+from zipfstage.collect.placement import check_devices, place
+from zipfstage.collect.plan import prepare_run, validate_settings
+from zipfstage.collect.spec import StoreSpec, check_same_store
+from zipfstage.collect.worker import collect_batches
 from zipfstage.config import CollectSettings
 from zipfstage.errors import ZipfstageError
-from zipfstage.progress import Advance, progress_bar
+from zipfstage.progress import Advance
 from zipfstage.store import StoreWriter, store_path
-from zipfstage.store.lock import exclusive_lock
 
 POLL_SECONDS = 0.2
 RESUME_HINT = "committed batches are kept: re-run the same command to resume"
@@ -65,51 +59,47 @@ def run_parallel(
 ) -> CollectOutcome:
     """Collect with one worker per entry of `settings.devices`."""
     validate_settings(settings, out_dir)  # cheap input errors before any process starts
-    devices = list(settings.devices or [])
-    for device in devices:
-        pick_device(device)
+    devices = check_devices(settings)
     threads = threads_per_worker(len(devices))
-    with stop_requests() as stop_requested, WorkerPool(settings, out_dir, devices, threads) as pool:
-        spec = pool.wait_ready(stop_requested)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(out_dir):
-            session = open_session(spec, settings, out_dir, overwrite)
-            if isinstance(session, CollectOutcome):
-                return session
-            writer = StoreWriter(session.path)
-            pool.start(pending_batches(writer))
-            with progress_bar(
-                "collect", session.total_tokens, "tok", session.done_tokens, quiet=quiet
-            ) as advance:
-                n_batches = pool.supervise(advance, stop_requested)
-            new_tokens = int(writer.committed().sum()) - session.done_tokens
-            return session.finish(n_batches, new_tokens)
+    with (
+        stop_requests() as stop_requested,
+        WorkerPool(settings, out_dir, devices, threads, stop_requested) as pool,
+    ):
+        spec = pool.wait_ready()
+        return coordinate(spec, settings, out_dir, overwrite, quiet, pool)
 
 
 class WorkerPool:
-    """The spawned workers, their queues, and the parent's side of the protocol.
+    """The spawned workers, their queues, and the parent's side of the protocol (`messages`).
 
-    worker -> parent: ("ready", i, StoreSpec) | ("tokens", i, n) | ("done", i, n_batches or None)
-                      | ("error", i, message, exit_code)
-    parent -> worker: ("go", share, save_tokenizer) | ("abort",)
+    It is the coordinator's `Work`: worker 0 saves the tokenizer (the parent holds none).
     """
 
+    label = "collect"
+
     def __init__(
-        self, settings: CollectSettings, out_dir: Path, devices: list[str], threads: int
+        self,
+        settings: CollectSettings,
+        out_dir: Path,
+        devices: list[str],
+        threads: int,
+        stop_requested: Callable[[], bool],
     ) -> None:
         self.devices = devices
+        self.stop_requested = stop_requested
         ctx = mp.get_context("spawn")
         self.inbox: Any = ctx.Queue()
         self.orders: list[Any] = [ctx.Queue() for _ in devices]
         self.stop = ctx.Event()
+        launch = WorkerLaunch(settings, out_dir, threads, transformers_progress_shown())
         self.processes = [
             ctx.Process(
                 target=worker_main,
                 name=f"zipfstage-collect-{i}",
                 daemon=True,
-                args=(i, device, settings, out_dir, threads, self.inbox, self.orders[i], self.stop),
+                args=(i, launch, self.inbox, self.orders[i], self.stop),
             )
-            for i, device in enumerate(devices)
+            for i in range(len(devices))
         ]
         self.finished: dict[int, int | None] = {}
 
@@ -124,7 +114,7 @@ class WorkerPool:
         """Stop everyone: at a batch boundary when all went well, at once otherwise."""
         self.stop.set()
         for order in self.orders:
-            order.put(("abort",))
+            order.put(Abort())
         grace = 30.0 if kind is None else 0.0
         for process in self.processes:
             process.join(grace)
@@ -141,52 +131,38 @@ class WorkerPool:
     def name(self, index: int) -> str:
         return f"worker {index} on {self.devices[index]}"
 
-    def wait_ready(self, stop_requested: Callable[[], bool]) -> StoreSpec:
+    def wait_ready(self) -> StoreSpec:
         """Every worker's store spec, checked to be the same store; raises on any failure."""
         specs: dict[int, StoreSpec] = {}
         while len(specs) < len(self.processes):
-            if stop_requested():
+            if self.stop_requested():
                 raise KeyboardInterrupt
             for message in self._receive():
-                if message[0] == "ready":
-                    specs[message[1]] = message[2]
+                if isinstance(message, Ready):
+                    specs[message.sender] = message.spec
             self._check_alive(waiting_for=set(range(len(self.processes))) - set(specs))
-        first = specs[0]
-        for index, spec in specs.items():
-            if spec.config_hash != first.config_hash:
-                changed = describe_changes(first.identity, spec.identity)
-                raise ZipfstageError(
-                    f"{self.name(index)} would write a different store than {self.name(0)} "
-                    f"({changed}); use one kind of device or set --dtype"
-                )
-        return first
+        return check_same_store([specs[i] for i in range(len(specs))], self.name)
 
-    def start(self, pending: list[int]) -> None:
-        """Deal the pending batches round-robin; worker 0 also saves the tokenizer."""
+    def save_tokenizer(self, out_dir: Path) -> None:
+        """Nothing here: the parent holds no tokenizer, worker 0 saves it when dealt its share."""
+
+    def run(self, writer: StoreWriter, pending: list[int], advance: Advance) -> int | None:
+        """Deal the pending batches round-robin, then relay progress until every worker is done."""
         count = len(self.processes)
         for index, order in enumerate(self.orders):
-            order.put(("go", share_of(pending, index, count), index == 0))
-
-    def supervise(self, advance: Advance, stop_requested: Callable[[], bool]) -> int | None:
-        """Relay progress until every worker is done; the data's batch count, None if stopped."""
-        while len(self.finished) < len(self.processes):
-            if stop_requested():
+            order.put(Go(share_of(pending, index, count), save_tokenizer=index == 0))
+        while len(self.finished) < count:
+            if self.stop_requested():
                 self.stop.set()
             for message in self._receive():
-                if message[0] == "tokens":
-                    advance(message[2])
-            self._check_alive(waiting_for=set(range(len(self.processes))) - set(self.finished))
-        results = list(self.finished.values())
-        if any(n is None for n in results):
-            return None
-        counts = {n for n in results if n is not None}
-        if len(counts) != 1:
-            raise WorkerFailed(f"workers disagree on the number of batches ({sorted(counts)})")
-        return counts.pop()
+                if isinstance(message, Tokens):
+                    advance(message.count)
+            self._check_alive(waiting_for=set(range(count)) - set(self.finished))
+        return agreed_batch_count(self.finished.values(), "workers")
 
-    def _receive(self, timeout: float = POLL_SECONDS) -> list[tuple[Any, ...]]:
-        """Messages waiting now (blocking up to `timeout` for the first); handles done and error."""
-        messages: list[tuple[Any, ...]] = []
+    def _receive(self, timeout: float = POLL_SECONDS) -> list[WorkerMessage]:
+        """Messages waiting now (blocking up to `timeout` for the first); acts on Done, Failed."""
+        messages: list[WorkerMessage] = []
         try:
             messages.append(self.inbox.get(timeout=timeout))
             while True:
@@ -194,13 +170,13 @@ class WorkerPool:
         except queue.Empty:
             pass
         for message in messages:
-            if message[0] == "done":
-                self.finished[message[1]] = message[2]
-            elif message[0] == "error":
-                _, index, text, code = message
-                if code == WorkerFailed.exit_code:
-                    raise WorkerFailed(f"{self.name(index)} failed: {text}; {RESUME_HINT}")
-                raise ZipfstageError(text)
+            if isinstance(message, Done):
+                self.finished[message.sender] = message.n_batches
+            elif isinstance(message, Failed):
+                if message.exit_code == WorkerFailed.exit_code:
+                    name = self.name(message.sender)
+                    raise WorkerFailed(f"{name} failed: {message.text}; {RESUME_HINT}")
+                raise ZipfstageError(message.text)
         return messages
 
     def _check_alive(self, waiting_for: set[int]) -> None:
@@ -216,42 +192,43 @@ class WorkerPool:
                 )
 
 
-def worker_main(
-    index: int,
-    device: str,
-    settings: CollectSettings,
-    out_dir: Path,
-    threads: int,
-    to_parent: Any,
-    orders: Any,
-    stop: Any,
-) -> None:
-    """One worker: load a replica, report the store spec, then write the batches it is dealt."""
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """What every worker is started with (picklable)."""
+
+    settings: CollectSettings
+    out_dir: Path
+    threads: int
+    show_hf_progress: bool  # the parent's choice, which a fresh (spawned) process must repeat
+
+
+def worker_main(index: int, launch: WorkerLaunch, to_parent: Any, orders: Any, stop: Any) -> None:
+    """One worker process: load a replica, report its store spec, write the batches it is dealt."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets `stop`
     exit_with_parent()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(launch.threads)
+    if not launch.show_hf_progress:  # this process's entry point: follow the parent's CLI
+        hide_transformers_progress()
     try:
-        run = prepare_run(settings, out_dir, device=device)
-        to_parent.put(("ready", index, run.spec()))
+        run = prepare_run(launch.settings, launch.out_dir, place(launch.settings, index))
+        to_parent.put(Ready(index, run.spec()))
         order = orders.get()
-        if order[0] != "go":
+        if not isinstance(order, Go):
             return
-        _, share, keep_tokenizer = order
-        if keep_tokenizer:
-            save_tokenizer(run, out_dir)
-        writer = StoreWriter(store_path(out_dir))
-        mine = set(share)
+        if order.save_tokenizer:
+            run.save_tokenizer(launch.out_dir)
+        writer = StoreWriter(store_path(launch.out_dir))
+        share = set(order.batches)
 
         def advance(amount: float = 1) -> None:
-            to_parent.put(("tokens", index, int(amount)))
+            to_parent.put(Tokens(index, int(amount)))
 
-        n_batches = collect_batches(run, writer, advance, stop.is_set, assigned=mine.__contains__)
-        to_parent.put(("done", index, n_batches))
-    except ZipfstageError as exc:
-        to_parent.put(("error", index, str(exc), exc.exit_code))
-        sys.exit(exc.exit_code)
+        n_batches = collect_batches(run, writer, advance, stop.is_set, share.__contains__)
+        to_parent.put(Done(index, n_batches))
     except Exception as exc:
-        to_parent.put(("error", index, f"{type(exc).__name__}: {exc}", WorkerFailed.exit_code))
+        to_parent.put(Failed.from_exception(index, exc, WorkerFailed.exit_code))
+        if isinstance(exc, ZipfstageError):
+            sys.exit(exc.exit_code)
         raise
 
 

@@ -109,8 +109,11 @@ def collect_command(
             "seed": seed,
         },
     )
-    from zipfstage.collect.runner import run_collect  # torch loads only when collect runs
+    # torch loads only when collect runs
+    from zipfstage.collect.models import hide_transformers_progress
+    from zipfstage.collect.runner import run_collect
 
+    hide_transformers_progress()  # the CLI's choice; the loading spinner says what is going on
     outcome = run_collect(settings.collect, settings.out, overwrite=overwrite, quiet=quiet)
     if not outcome.coordinator:  # a torchrun rank other than 0: rank 0 reports for the run
         if outcome.status == "stopped":

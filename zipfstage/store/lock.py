@@ -11,10 +11,11 @@ from pathlib import Path
 from zipfstage.errors import ZipfstageError
 
 LOCK_NAME = ".zipfstage.lock"
+HOLDER = "collect"  # the only stage that writes the store
 
 
 @contextmanager
-def exclusive_lock(out_dir: Path, purpose: str = "collect") -> Iterator[None]:
+def exclusive_lock(out_dir: Path) -> Iterator[None]:
     """Hold the run directory's lock, or refuse at once if another process holds it."""
     path = Path(out_dir) / LOCK_NAME
     handle = path.open("a+")
@@ -30,7 +31,7 @@ def exclusive_lock(out_dir: Path, purpose: str = "collect") -> Iterator[None]:
     try:
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{purpose} (pid {os.getpid()})")
+        handle.write(f"{HOLDER} (pid {os.getpid()})")
         handle.flush()
         yield
     finally:

@@ -1,0 +1,184 @@
+"""The one coordinator: lock, open (or check) the store, save the tokenizer, run, finish.
+
+Every strategy is a thin `Work` over `coordinate`: one process does the batches itself, the worker
+pool deals them to processes, torchrun rank 0 broadcasts them to the ranks. So every strategy lays
+out the same store and resumes the same way: a re-run continues with the uncommitted batches,
+whatever the number of workers before.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import zarr
+
+from zipfstage.collect.outcome import ALREADY_COMPLETE, COMPLETE, STOPPED, CollectOutcome
+from zipfstage.collect.spec import StoreSpec, describe_changes
+from zipfstage.config import CollectSettings
+from zipfstage.errors import ZipfstageError
+from zipfstage.progress import Advance, progress_bar
+from zipfstage.store import StoreWriter, create_store, store_path
+from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, remove_derived_outputs
+from zipfstage.store.lock import exclusive_lock
+from zipfstage.store.writer import finalize_store, update_attributes
+
+
+class Work(Protocol):
+    """What a strategy does once the store is open: its part of the coordinator sequence."""
+
+    @property
+    def label(self) -> str:
+        """The progress bar's title."""
+        ...
+
+    def save_tokenizer(self, out_dir: Path) -> None: ...
+
+    def run(self, writer: StoreWriter, pending: list[int], advance: Advance) -> int | None:
+        """Write the pending batches; the data's batch count, or None when stopped."""
+        ...
+
+
+def coordinate(
+    spec: StoreSpec,
+    settings: CollectSettings,
+    out_dir: Path,
+    overwrite: bool,
+    quiet: bool,
+    work: Work,
+) -> CollectOutcome:
+    """The whole coordinator sequence around `work`; the outcome describes the whole run."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_dir):
+        session = open_session(spec, settings, out_dir, overwrite)
+        if isinstance(session, CollectOutcome):
+            return session
+        work.save_tokenizer(out_dir)
+        writer = StoreWriter(session.path)
+        pending = pending_batches(writer)
+        with progress_bar(
+            work.label, session.total_tokens, "tok", session.done_tokens, quiet=quiet
+        ) as advance:
+            n_batches = work.run(writer, pending, advance)
+        new_tokens = int(writer.committed().sum()) - session.done_tokens
+        return session.finish(n_batches, new_tokens)
+
+
+@dataclass
+class Session:
+    """The coordinator's view of one collect invocation on a store that is open and not complete."""
+
+    path: Path
+    existing: dict[str, Any] | None
+    done_tokens: int
+    total_tokens: int
+    started: float
+
+    def finish(self, n_batches: int | None, new_tokens: int) -> CollectOutcome:
+        """Record the time spent and, when every batch is in, trim the arrays and mark complete."""
+        seconds = time.perf_counter() - self.started
+        collect_seconds = float((self.existing or {}).get("collect_seconds", 0.0)) + seconds
+        n_tokens = self.done_tokens + new_tokens
+        if n_batches is None:
+            update_attributes(self.path, {"collect_seconds": collect_seconds})
+            return CollectOutcome(self.path, STOPPED, n_tokens, new_tokens, seconds)
+        finalize_store(
+            self.path,
+            n_batches,
+            {"collect_seconds": collect_seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        )
+        return CollectOutcome(self.path, COMPLETE, n_tokens, new_tokens, seconds)
+
+
+def open_session(
+    spec: StoreSpec, settings: CollectSettings, out_dir: Path, overwrite: bool
+) -> Session | CollectOutcome:
+    """Create or check the store (the caller holds the lock); an outcome if already complete."""
+    existing = create_or_check_store(spec, out_dir, overwrite)
+    path = store_path(out_dir)
+    if existing is not None and existing.get("status") == STATUS_COMPLETE:
+        return CollectOutcome(path, ALREADY_COMPLETE, int(existing["n_tokens"]), 0, 0.0)
+    done_tokens = int(StoreWriter(path).committed().sum())
+    total = (settings.max_tokens // settings.seq_len) * settings.seq_len
+    return Session(path, existing, done_tokens, total, time.perf_counter())
+
+
+def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> dict[str, Any] | None:
+    """Create the store, or check that an existing one belongs to this exact run.
+
+    Returns the existing store's attributes when resuming, None when a new store was created.
+    """
+    path = store_path(out_dir)
+    if path.exists() and not overwrite:
+        try:
+            attrs: Any = zarr.open_group(path, mode="r", zarr_format=3).attrs[ROOT_ATTR]
+            existing: dict[str, Any] = dict(attrs)
+        except Exception:
+            raise ZipfstageError(
+                f"{path} exists but is not a zipfstage store; move it away or use --overwrite"
+            ) from None
+        if existing.get("config_hash") != spec.config_hash:
+            changed = describe_changes(existing.get("identity", {}), spec.identity)
+            raise ZipfstageError(
+                f"{path} was collected with different settings ({changed}); use --overwrite "
+                "to replace it or another --out"
+            )
+        return existing
+    remove_derived_outputs(out_dir)  # a new store: the old tokenizer, fits and figures are stale
+    create_store(path, spec.plan, spec.points, spec.metrics, spec.channel_indices, spec.attributes)
+    return None
+
+
+def pending_batches(writer: StoreWriter) -> list[int]:
+    """Batches not yet committed, in order: what a resumed run (any worker count) still owes."""
+    return [int(b) for b in np.flatnonzero(writer.committed() == 0)]
+
+
+def share_of(pending: list[int], index: int, count: int) -> list[int]:
+    """Round-robin share of the pending batches for worker `index` of `count`."""
+    return pending[index::count]
+
+
+def agreed_batch_count(results: Iterable[int | None], who: str) -> int | None:
+    """The data's batch count all processes report, None if any stopped early; `who` names them."""
+    results = list(results)
+    if any(n is None for n in results):
+        return None
+    counts = sorted({n for n in results if n is not None})
+    if len(counts) != 1:
+        raise BatchCountMismatch(f"{who} disagree on the number of batches ({counts})")
+    return counts[0]
+
+
+class BatchCountMismatch(ZipfstageError):
+    """Processes that read the same data saw different lengths: a bug or a changing source."""
+
+    exit_code = 1
+
+
+@contextmanager
+def stop_requests() -> Iterator[Callable[[], bool]]:
+    """First Ctrl-C (or SIGTERM) asks to stop after the batch in flight; a second one aborts."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested.is_set
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

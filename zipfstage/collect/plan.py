@@ -1,0 +1,173 @@
+"""Planning and validation: settings in, a checked run (shape, points, channels, identity) out.
+
+Every input is checked before the store is touched, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zipfstage.collect.corpus import (
+    DataSpec,
+    check_data_spec,
+    iter_batches,
+    iter_documents,
+    pack_sequences,
+)
+from zipfstage.collect.metrics import CHANNEL_WISE, resolve_metrics
+from zipfstage.collect.models import LoadedModel, load_model
+from zipfstage.collect.placement import Placement
+from zipfstage.collect.points import Point, check_point_syntax, resolve_points
+from zipfstage.collect.spec import StoreSpec, package_versions
+from zipfstage.config import CollectSettings, collect_identity, stable_hash
+from zipfstage.errors import ZipfstageError
+from zipfstage.store import StorePlan
+from zipfstage.store.layout import SCHEMA_VERSION, tokenizer_path
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What the settings ask for, checked before anything expensive happens."""
+
+    metrics: list[str]
+    data: DataSpec
+    max_sequences: int
+
+    def planned_batches(self, batch_size: int) -> int:
+        return math.ceil(self.max_sequences / batch_size)
+
+
+def validate_settings(settings: CollectSettings, out_dir: Path) -> RunShape:
+    """Cheap checks that need no model: names, sizes, paths."""
+    metrics = resolve_metrics(settings.metrics)
+    if settings.channels == 0 and CHANNEL_WISE in metrics:
+        if "all" not in settings.metrics:
+            raise ZipfstageError("metric channel_wise needs --channels of at least 1")
+        metrics.remove(CHANNEL_WISE)
+    check_point_syntax(settings.points)
+    max_sequences = settings.max_tokens // settings.seq_len
+    if max_sequences == 0:
+        raise ZipfstageError(
+            f"--max-tokens {settings.max_tokens} is less than one sequence of --seq-len "
+            f"{settings.seq_len}; raise --max-tokens or lower --seq-len"
+        )
+    data = DataSpec(settings.data, settings.subset, settings.split, settings.text_field)
+    check_data_spec(data)
+    check_writable(out_dir)
+    return RunShape(metrics, data, max_sequences)
+
+
+def check_writable(out_dir: Path) -> None:
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ZipfstageError(f"--out {out_dir} is a file; give a directory")
+    existing = out_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ZipfstageError(f"--out {out_dir} is not writable ({existing} does not allow writing)")
+
+
+def sample_channels(hidden_size: int, count: int, seed: int) -> list[int]:
+    """The channel indices channel_wise keeps, drawn once from the seed."""
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(hidden_size, size=min(count, hidden_size), replace=False).tolist())
+
+
+def batch_stream(
+    settings: CollectSettings, shape: RunShape, tokenizer: Any
+) -> Iterator[np.ndarray]:
+    """The deterministic sequence of [rows, seq_len] token batches."""
+    sequences = pack_sequences(
+        iter_documents(shape.data), tokenizer, settings.seq_len, settings.prepend_bos
+    )
+    return iter_batches(sequences, settings.batch_size, shape.max_sequences)
+
+
+@dataclass
+class PreparedRun:
+    """A validated run: the model, the resolved points, the channels and the store identity."""
+
+    settings: CollectSettings
+    shape: RunShape
+    loaded: LoadedModel
+    points: list[Point]
+    channel_indices: list[int]
+    identity: dict[str, Any]
+    config_hash: str
+
+    @property
+    def plan(self) -> StorePlan:
+        return StorePlan(
+            batch_size=self.settings.batch_size,
+            seq_len=self.settings.seq_len,
+            planned_batches=self.shape.planned_batches(self.settings.batch_size),
+        )
+
+    def batches(self) -> Iterator[np.ndarray]:
+        return batch_stream(self.settings, self.shape, self.loaded.tokenizer)
+
+    def save_tokenizer(self, out_dir: Path) -> None:
+        """Keep the tokenizer beside the store so `report` can decode tokens without the model."""
+        if not tokenizer_path(out_dir).exists():
+            self.loaded.tokenizer.save_pretrained(tokenizer_path(out_dir))
+
+    def spec(self) -> StoreSpec:
+        """What the coordinator needs to create or check the store, without the model."""
+        return StoreSpec(
+            config_hash=self.config_hash,
+            identity=self.identity,
+            plan=self.plan,
+            points=[p.name for p in self.points],
+            metrics=self.shape.metrics,
+            channel_indices=self.channel_indices,
+            attributes=store_attributes(self),
+        )
+
+
+def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) -> PreparedRun:
+    """Validate everything, load the model and read the first batch: no store is touched."""
+    shape = validate_settings(settings, out_dir)
+    loaded = load_model(
+        settings.model, settings.revision, settings.dtype, placement.device, placement.device_map
+    )
+    points = resolve_points(settings.points, loaded.architecture.n_layers)
+    first = next(batch_stream(settings, shape, loaded.tokenizer), None)
+    if first is None:
+        raise ZipfstageError(
+            f"the data {settings.data!r} gave no full sequence of {settings.seq_len} tokens "
+            "(empty or too short); check --data, --text-field or lower --seq-len"
+        )
+    channels = sample_channels(loaded.architecture.hidden_size, settings.channels, settings.seed)
+    identity = {
+        "collect": collect_identity(settings),
+        "model": {k: v for k, v in loaded.describe().items() if k != "dtype"},
+        "dtype": str(loaded.dtype).removeprefix("torch."),
+        "data": shape.data.describe(),
+        "data_fingerprint": hashlib.sha256(first.tobytes()).hexdigest()[:16],
+    }
+    return PreparedRun(settings, shape, loaded, points, channels, identity, stable_hash(identity))
+
+
+def store_attributes(run: PreparedRun) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config": run.identity["collect"],
+        "config_hash": run.config_hash,
+        "identity": run.identity,
+        "model": run.loaded.describe(),
+        "data": {**run.shape.data.describe(), "fingerprint": run.identity["data_fingerprint"]},
+        "versions": package_versions(),
+        "point_layers": {p.name: p.depth for p in run.points},
+        "collect_seconds": 0.0,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

@@ -1,0 +1,57 @@
+"""The worker loop: forward each assigned batch, reduce it to metrics, write it behind the next.
+
+Every strategy runs this same loop; they differ only in which batches a process is assigned. A
+batch is committed after its data is on disk, so a kill loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from zipfstage.collect.hooks import point_hooks, run_until_last_point
+from zipfstage.collect.plan import PreparedRun
+from zipfstage.collect.reducer import MetricReducer
+from zipfstage.collect.write_behind import WriteBehind
+from zipfstage.progress import Advance
+from zipfstage.store import StoreWriter
+
+
+def positions_for(batch: np.ndarray) -> np.ndarray:
+    rows, seq_len = batch.shape
+    return np.tile(np.arange(seq_len, dtype=np.int32), rows)
+
+
+def collect_batches(
+    run: PreparedRun,
+    writer: StoreWriter,
+    advance: Advance,
+    stop_requested: Callable[[], bool],
+    assigned: Callable[[int], bool] = lambda batch: True,
+) -> int | None:
+    """Forward and write every assigned, uncommitted batch.
+
+    Returns how many batches the data holds, or None when stopped early on request.
+    """
+    committed = writer.committed()
+    reducer = MetricReducer(run.shape.metrics, run.channel_indices)
+    architecture, device = run.loaded.architecture, run.loaded.device
+    seen = 0
+    with (
+        point_hooks(architecture, run.points, reducer),
+        torch.inference_mode(),
+        WriteBehind(writer, advance) as write_behind,
+    ):
+        for batch_index, batch in enumerate(run.batches()):
+            seen = batch_index + 1
+            if committed[batch_index] == batch.size or not assigned(batch_index):
+                continue
+            run_until_last_point(architecture, torch.from_numpy(batch).to(device))
+            values = reducer.to_host()
+            write_behind.submit(batch_index, batch.ravel(), positions_for(batch), values)
+            if stop_requested():
+                write_behind.wait()
+                return None
+    return seen
