@@ -186,9 +186,10 @@ def _names_a_setting(model: type[BaseModel], path: list[str]) -> bool:
 
 def _check_config_file(path: Path) -> None:
     """A config file must exist and hold a mapping of sections; say which in one line if not."""
+    if path.is_dir():
+        raise ZipfstageError(f"config file {path} is a directory; give a YAML file")
     if not path.is_file():
-        what = "a directory" if path.is_dir() else "not found"
-        raise ZipfstageError(f"config file {path} is {what}; give a YAML file")
+        raise ZipfstageError(f"config file not found: {path}")
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
