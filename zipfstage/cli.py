@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from zipfstage.commands import collect, config_cmd, demo, fit, plot, report
+from zipfstage.commands import collect, compact, config_cmd, demo, fit, plot, report
 
 app = typer.Typer(
     name="zipfstage",
@@ -20,6 +20,7 @@ app.command("collect")(collect.collect_command)
 app.command("fit")(fit.fit_command)
 app.command("plot")(plot.plot_command)
 app.command("report")(report.report_command)
+app.command("compact")(compact.compact_command)
 app.command("config")(config_cmd.config_command)
 app.command("demo")(demo.demo_command)
 

@@ -142,15 +142,15 @@ def require_current_fits(out_dir: Path, records: FitRecords, n_tokens: int) -> N
 
 
 def read_fit_curves(out_dir: Path, point: str, metric: str) -> dict[str, np.ndarray]:
-    """Arrays stored beside a record (scan curves, bootstrap draws); empty if none."""
+    """Arrays stored with a record (scan curves, bootstrap draws); empty if none."""
     root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)
     name = fit_group_name(point, metric)
     group = root.get(name)
     if not isinstance(group, zarr.Group):
         return {}
-    name = group.attrs.get(CURVES_ATTR)
-    if isinstance(name, str):  # else a store written before curves moved into subgroups
-        found = group.get(name)
+    curves_name = group.attrs.get(CURVES_ATTR)
+    if isinstance(curves_name, str):  # else a store written before curves moved into subgroups
+        found = group.get(curves_name)
         if not isinstance(found, zarr.Group):
             return {}
         group = found
