@@ -71,6 +71,8 @@ def test_same_values_in_a_file_or_two_per_array(store: Path) -> None:
     assert result.files_before == n_files and result.files_after == count_files(store)
     for name in before:  # zarr.json and one shard, instead of one chunk per batch
         assert count_files(store / name) == 2, name
+        array = zarr.open_array(store / name, mode="r")
+        assert array.chunks[0] >= array.shape[0]  # small arrays: one inner chunk
         assert zarr.open_array(store / name, mode="r").shards is not None
     assert n_files > 8 * len(before) > result.files_after
     root = zarr.open_group(store, mode="r")
@@ -80,11 +82,29 @@ def test_same_values_in_a_file_or_two_per_array(store: Path) -> None:
 
 def test_large_arrays_get_several_shards(store: Path) -> None:
     before = _snapshot(store)
-    compact_store(store, shard_bytes=3 * 64 * 4)  # three one-batch chunks of a scalar metric
+    batch = 64 * 4  # bytes of one batch of a scalar metric
+    compact_store(store, shard_bytes=3 * batch, inner_bytes=batch)
     _assert_same(store, before)
     rms = zarr.open_array(store / "metrics/embed/rms", mode="r")
     assert rms.chunks == (64,) and rms.shards == (192,)  # 8 chunks -> 3 shards of 3, 3, 2
     assert count_files(store / "metrics/embed/rms") == 1 + 3
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "inner", "shard"),
+    [
+        ((2_000_000,), (2048,), (262_144,), (2_097_152,)),  # 1 MiB inner chunks, one shard
+        ((2_000_000, 64), (2048, 64), (4096, 64), (1_003_520, 64)),  # 512 MB: two even shards
+        ((977,), (1,), (977,), (977,)),  # progress: a single chunk
+        ((100,), (2048,), (2048,), (2048,)),  # fewer rows than a batch
+    ],
+)
+def test_chunk_and_shard_shapes_are_whole_batches(
+    shape: tuple[int, ...], chunks: tuple[int, ...], inner: tuple, shard: tuple
+) -> None:
+    got = compact.compact_chunks(shape, chunks, 4, compact.INNER_BYTES, compact.SHARD_BYTES)
+    assert got == (inner, shard)
+    assert got[0][0] % chunks[0] == 0 and got[1][0] % got[0][0] == 0
 
 
 def test_plain_zarr_and_the_reader_read_it_as_before(store: Path) -> None:
@@ -163,15 +183,19 @@ def test_a_copy_that_differs_is_never_swapped_in(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = _snapshot(store)
-    real_open = zarr.open_array
+    real_create = zarr.create_array
 
-    def corrupt(path: object, **kwargs: object) -> zarr.Array:
-        array = real_open(path, **kwargs)  # type: ignore[arg-type]
-        if ".compacting" in str(path):
-            real_open(path, mode="r+")[3] = 42  # type: ignore[arg-type,index]
-        return array
+    class Corrupting:
+        def __init__(self, array: zarr.Array) -> None:
+            self.array = array
 
-    monkeypatch.setattr(compact.zarr, "open_array", corrupt)
+        def __setitem__(self, rows: slice, data: np.ndarray) -> None:
+            self.array[rows] = data + 1
+
+    def create(**kwargs: object) -> Corrupting:
+        return Corrupting(real_create(**kwargs))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compact.zarr, "create_array", create)
     with pytest.raises(RuntimeError, match="differs"):
         compact_store(store)
     _assert_same(store, before)

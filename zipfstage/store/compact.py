@@ -2,10 +2,11 @@
 
 While `collect` runs, one chunk per batch lets any worker write any batch alone; once the store
 is complete nobody writes it again, and hundreds of thousands of chunk files only make it slow to
-copy. Each array is rewritten with Zarr v3 sharding (the inner chunks stay one batch, so reading a
-slice stays cheap), then swapped in. Every array is always whole, old or new, with the same values:
-the new one is written beside the store and verified, then the old moves to a trash folder, the
-new takes its name, and the trash is deleted. A rerun after a kill finishes or undoes a swap.
+copy. Each array is rewritten with Zarr v3 sharding (inner chunks of whole batches, about 1 MiB,
+so reading a slice stays cheap), then swapped in. Every array is always whole, old or new, with the
+same values: the new one is written beside the store and verified, then the old moves to a trash
+folder, the new takes its name, and the trash is deleted. A rerun after a kill finishes or undoes
+a swap.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from zipfstage.store.layout import (
 
 #: uncompressed bytes per shard at most; an array larger than this gets several shards
 SHARD_BYTES = 256 * 2**20
+#: uncompressed bytes per inner chunk (whole batches): a slice read decodes at most this much
+INNER_BYTES = 2**20
 LAYOUT_ATTR = "layout"
 LAYOUT_SHARDED = "sharded"
 _NEW, _TRASH = "new", "trash"
@@ -74,7 +77,10 @@ def is_compacted(store_path: Path) -> bool:
 
 
 def compact_store(
-    store_path: Path, progress: Progress | None = None, shard_bytes: int = SHARD_BYTES
+    store_path: Path,
+    progress: Progress | None = None,
+    shard_bytes: int = SHARD_BYTES,
+    inner_bytes: int = INNER_BYTES,
 ) -> CompactResult:
     """Shard every array under tokens/ and metrics/, and `progress`; a no-op once done.
 
@@ -95,7 +101,7 @@ def compact_store(
     for done, name in enumerate(names, start=1):
         source = zarr.open_array(path / name, mode="r", zarr_format=3)
         if source.shards is None:
-            _compact_array(path, work, name, shard_bytes)
+            _compact_array(path, work, name, (inner_bytes, shard_bytes))
         if progress:
             progress(done, len(names))
     root = zarr.open_group(path, mode="r+", zarr_format=3)
@@ -128,26 +134,34 @@ def _arrays_under(group: zarr.Group, prefix: str = "") -> Iterator[tuple[str, za
             yield from _arrays_under(node, f"{prefix}{name}/")
 
 
-def shard_shape(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, cap: int) -> tuple:
-    """Whole inner chunks along rows, as few shards as the cap allows, sized evenly."""
-    chunk_bytes = math.prod(chunks) * itemsize
-    per_shard = max(1, cap // max(chunk_bytes, 1))
+def compact_chunks(
+    shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, inner_bytes: int, cap: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(inner chunk, shard) shapes: whole batch chunks along rows, about `inner_bytes` per inner
+    chunk (per-chunk overhead dominates reads of tiny chunks), as few even shards as `cap` allows.
+    """
+    chunk_bytes = max(math.prod(chunks) * itemsize, 1)
     n_chunks = max(1, math.ceil(shape[0] / chunks[0]))
-    n_shards = math.ceil(n_chunks / per_shard)
-    return (math.ceil(n_chunks / n_shards) * chunks[0], *chunks[1:])
+    per_inner = max(1, min(n_chunks, inner_bytes // chunk_bytes))
+    n_inner = math.ceil(n_chunks / per_inner)
+    inner_per_shard = max(1, cap // (per_inner * chunk_bytes))
+    n_shards = math.ceil(n_inner / inner_per_shard)
+    inner_rows = per_inner * chunks[0]
+    shard_rows = math.ceil(n_inner / n_shards) * inner_rows
+    return (inner_rows, *chunks[1:]), (shard_rows, *chunks[1:])
 
 
-def _compact_array(store_path: Path, work: Path, name: str, shard_bytes: int) -> None:
-    """Write a sharded copy beside the store, check it, then swap it in."""
+def _compact_array(store_path: Path, work: Path, name: str, sizes: tuple[int, int]) -> None:
+    """Write a sharded copy beside the store, checking each shard as written, then swap it in."""
     source = zarr.open_array(store_path / name, mode="r", zarr_format=3)
     new = work / _NEW / quote(name, safe="")
     shutil.rmtree(new, ignore_errors=True)
-    shards = shard_shape(source.shape, source.chunks, source.dtype.itemsize, shard_bytes)
+    inner, shards = compact_chunks(source.shape, source.chunks, source.dtype.itemsize, *sizes)
     target = zarr.create_array(
         store=str(new),
         shape=source.shape,
         dtype=source.dtype,
-        chunks=source.chunks,
+        chunks=inner,
         shards=shards,
         filters=source.filters,
         compressors=source.compressors,
@@ -156,9 +170,12 @@ def _compact_array(store_path: Path, work: Path, name: str, shard_bytes: int) ->
         attributes=dict(source.attrs),
         dimension_names=source.metadata.dimension_names,  # type: ignore[union-attr]
     )
+    copy = zarr.open_array(new, mode="r", zarr_format=3)  # what a reader will see
+    _verify_metadata(source, copy)
     for rows in _row_blocks(source.shape[0], shards[0]):
-        target[rows] = source[rows]
-    _verify(source, zarr.open_array(new, mode="r", zarr_format=3), shards[0])
+        data = np.asarray(source[rows])
+        target[rows] = data
+        _verify(data, copy, rows)
     _swap(store_path / name, work / _TRASH / quote(name, safe=""), new)
 
 
@@ -167,19 +184,22 @@ def _row_blocks(n_rows: int, step: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n_rows))
 
 
-def _verify(source: zarr.Array, copy: zarr.Array, step: int) -> None:
-    """Same shape, dtype, fill value, attributes and values (NaN equal to NaN) as the source."""
-    same_meta = (
+def _verify_metadata(source: zarr.Array, copy: zarr.Array) -> None:
+    """Same shape, dtype, fill value and attributes as the source."""
+    same = (
         copy.shape == source.shape
         and copy.dtype == source.dtype
         and dict(copy.attrs) == dict(source.attrs)
         and np.array_equal(np.asarray(copy.fill_value), np.asarray(source.fill_value), True)
     )
-    if not same_meta:
-        raise RuntimeError(f"the compacted copy of {source.path or source} differs in metadata")
-    for rows in _row_blocks(source.shape[0], step):
-        if not np.array_equal(np.asarray(copy[rows]), np.asarray(source[rows]), equal_nan=True):
-            raise RuntimeError(f"the compacted copy of {source} differs in rows {rows}")
+    if not same:
+        raise RuntimeError(f"the compacted copy of {source} differs in metadata")
+
+
+def _verify(expected: np.ndarray, copy: zarr.Array, rows: slice) -> None:
+    """The rows as read back from disk equal the source's (NaN equal to NaN)."""
+    if not np.array_equal(np.asarray(copy[rows]), expected, equal_nan=True):
+        raise RuntimeError(f"the compacted copy of {copy} differs in rows {rows}")
 
 
 def _swap(final: Path, trash: Path, new: Path) -> None:
