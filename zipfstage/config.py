@@ -52,9 +52,13 @@ class CollectSettings(_Section):
     metrics: list[str] = Field(default_factory=lambda: ["all"])
     channels: int = Field(default=64, ge=0)
     seed: int = 0
+    #: rewrite the finished store as a few shard files per array (`zipfstage.store.compact`)
+    compact: bool = True
 
     #: fields that do not change what ends up in the store, so they stay out of its hash
-    RUNTIME_ONLY: ClassVar[frozenset[str]] = frozenset({"device", "devices", "shard_model"})
+    RUNTIME_ONLY: ClassVar[frozenset[str]] = frozenset(
+        {"device", "devices", "shard_model", "compact"}
+    )
 
 
 class FitSettings(_Section):

@@ -24,9 +24,10 @@ from zipfstage.collect.outcome import ALREADY_COMPLETE, COMPLETE, STOPPED, Colle
 from zipfstage.collect.spec import StoreSpec, describe_changes
 from zipfstage.config import CollectSettings
 from zipfstage.errors import ZipfstageError
-from zipfstage.progress import Advance, progress_bar
+from zipfstage.progress import Advance, counting_bar, progress_bar
 from zipfstage.store import StoreWriter, create_store, store_path
 from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, remove_derived_outputs
+from zipfstage.store.compact import compact_store, is_compacted
 from zipfstage.store.lock import exclusive_lock
 from zipfstage.store.writer import finalize_store, update_attributes
 
@@ -59,6 +60,7 @@ def coordinate(
     with exclusive_lock(out_dir):
         session = open_session(spec, settings, out_dir, overwrite)
         if isinstance(session, CollectOutcome):
+            compact_if_asked(settings, session.store, quiet)  # ends a compaction a kill cut short
             return session
         work.save_tokenizer(out_dir)
         writer = StoreWriter(session.path)
@@ -68,7 +70,18 @@ def coordinate(
         ) as advance:
             n_batches = work.run(writer, pending, advance)
         new_tokens = int(writer.committed().sum()) - session.done_tokens
-        return session.finish(n_batches, new_tokens)
+        outcome = session.finish(n_batches, new_tokens)
+        if outcome.status == COMPLETE:
+            compact_if_asked(settings, outcome.store, quiet)
+        return outcome
+
+
+def compact_if_asked(settings: CollectSettings, store: Path, quiet: bool) -> None:
+    """A finished store is rewritten with sharding (O(arrays) files) unless --no-compact."""
+    if not settings.compact or is_compacted(store):
+        return
+    with counting_bar("compact", unit="arrays", quiet=quiet) as progress:
+        compact_store(store, progress=progress)
 
 
 @dataclass

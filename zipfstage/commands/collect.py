@@ -72,6 +72,13 @@ def collect_command(
         int | None, typer.Option(help="Channels sampled for channel_wise (default: 64).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the channel sample.")] = None,
+    compact: Annotated[
+        bool | None,
+        typer.Option(
+            "--compact/--no-compact",
+            help="Rewrite the finished store with sharding: O(arrays) files (default: on).",
+        ),
+    ] = None,
     out: OutOption = None,
     config: ConfigOption = None,
     overwrite: Annotated[
@@ -107,6 +114,7 @@ def collect_command(
             "metrics": split_csv(metrics),
             "channels": channels,
             "seed": seed,
+            "compact": compact,
         },
     )
     # torch loads only when collect runs

@@ -2,12 +2,14 @@
 
 A record is a JSON dict whose schema `zipfstage.records` owns. `channel_wise` holds a list of
 records, one per sampled channel, each with a "channel" key. Scan curves and bootstrap draws are
-arrays beside the record so `plot` can draw diagnostics without refitting.
+arrays in a subgroup the record names (attribute "curves") so `plot` can draw diagnostics without
+refitting; channel fits keep thinned scan curves (`zipfstage.store.curve_thinning`).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,15 @@ import zarr
 
 from zipfstage.errors import ZipfstageError
 from zipfstage.records import ChannelFits, FitTable, RawRecords, jsonable, parse_records
+from zipfstage.store.curve_thinning import chosen_index, thin_indices
 from zipfstage.store.layout import FITS_GROUP, fit_group_name, fits_json_path, store_path
 from zipfstage.store.reader import StoreReader, open_store
 
 FitRecords = RawRecords
+
+#: group attribute naming the subgroup that holds a fit's curves
+CURVES_ATTR = "curves"
+CURVES_PREFIX = "curves_"
 
 
 def write_fit(
@@ -29,18 +36,68 @@ def write_fit(
     record: dict[str, Any] | list[dict[str, Any]],
     input_hash: str,
     curves: dict[str, np.ndarray] | None = None,
+    *,
+    thin: bool | None = None,
 ) -> None:
-    """Store one (point, metric) result; curves are 1-D arrays such as scan_xmin, scan_ks."""
+    """Store one (point, metric) result; curves are 1-D arrays such as scan_xmin, scan_ks.
+
+    Never leaves a mix: the curves go into a fresh subgroup, then one metadata write publishes
+    record, hash and that subgroup's name together, then the previous curves go. A kill at any
+    point leaves the old fit whole (and its old hash, so a rerun refits) or the new one.
+    `thin` (default: for channel fits, whose curves outweigh their metrics) keeps a few hundred
+    log-spaced scan points per curve, the chosen xmin exactly.
+    """
     root = zarr.open_group(store_path(out_dir), mode="r+", zarr_format=3)
     group = root.require_group(fit_group_name(point, metric))
-    curves = curves or {}
-    for name, _ in list(group.arrays()):
-        if name not in curves:
-            del group[name]  # e.g. bootstrap draws of an earlier run that used --bootstrap
-    for name, values in curves.items():
+    curves = dict(curves or {})
+    if thin if thin is not None else isinstance(record, list):
+        curves = _thinned(curves, record)
+    name = _write_curves(group, curves)
+    _publish(group, {"record": jsonable(record), "input_hash": input_hash, CURVES_ATTR: name})
+    _remove_stale(group, keep=name)
+
+
+def _write_curves(group: zarr.Group, curves: dict[str, np.ndarray]) -> str:
+    """Write the arrays under a name no earlier fit used; return the name."""
+    name = f"{CURVES_PREFIX}{uuid.uuid4().hex[:12]}"
+    target = group.create_group(name)
+    for key, values in curves.items():
         data = np.asarray(values, dtype=np.float64)
-        group.create_array(name, data=data, chunks=(max(len(data), 1),), overwrite=True)
-    group.attrs.update({"record": jsonable(record), "input_hash": input_hash})
+        target.create_array(key, data=data, chunks=(max(len(data), 1),))
+    return name
+
+
+def _publish(group: zarr.Group, attributes: dict[str, Any]) -> None:
+    """One write of the group's metadata (atomic on a local store: a temp file, then a rename)."""
+    group.attrs.update(attributes)
+
+
+def _remove_stale(group: zarr.Group, keep: str) -> None:
+    """Delete earlier curves: other subgroups, and arrays of the layout before subgroups."""
+    for name in [n for n, _ in group.members() if n != keep]:
+        del group[name]
+
+
+def _thinned(
+    curves: dict[str, np.ndarray], record: dict[str, Any] | list[dict[str, Any]]
+) -> dict[str, np.ndarray]:
+    """Scan arrays thinned per channel (segments named by `scan_channel`); others as given."""
+    if "scan_xmin" not in curves:
+        return curves
+    xmins = np.asarray(curves["scan_xmin"], dtype=np.float64)
+    ks = np.asarray(curves.get("scan_ks", np.full(xmins.size, np.nan)), dtype=np.float64)
+    owner = np.asarray(curves.get("scan_channel", np.zeros(xmins.size)), dtype=np.float64)
+    records = record if isinstance(record, list) else [record]
+    chosen = {float(r.get("channel", 0)): r.get("xmin") for r in records if isinstance(r, dict)}
+    keep: list[np.ndarray] = []
+    bounds = np.flatnonzero(np.diff(owner) != 0) + 1
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, owner.size], strict=True):
+        seg = slice(int(start), int(stop))
+        index = chosen_index(xmins[seg], chosen.get(float(owner[start])), ks[seg])
+        keep.append(thin_indices(xmins[seg], index) + int(start))
+    kept = np.concatenate(keep) if keep else np.arange(0)
+    scan = [key for key, v in curves.items() if key.startswith("scan_") and len(v) == xmins.size]
+    return {key: (np.asarray(v)[kept] if key in scan else v) for key, v in curves.items()}
 
 
 def read_input_hash(out_dir: Path, point: str, metric: str) -> str | None:
@@ -61,7 +118,8 @@ def read_fit_records(out_dir: Path) -> FitRecords:
     records: FitRecords = {}
     for point, point_group in fits.groups():
         for metric, metric_group in point_group.groups():
-            records.setdefault(point, {})[metric] = metric_group.attrs["record"]
+            if "record" in metric_group.attrs:  # not so only while a first fit is being written
+                records.setdefault(point, {})[metric] = metric_group.attrs["record"]
     if not records:
         raise ZipfstageError(f"no fits in {out_dir}: run `zipfstage fit --out {out_dir}` first")
     return records
@@ -85,12 +143,18 @@ def require_current_fits(out_dir: Path, records: FitRecords, n_tokens: int) -> N
 
 
 def read_fit_curves(out_dir: Path, point: str, metric: str) -> dict[str, np.ndarray]:
-    """Arrays stored beside a record (scan curves, bootstrap draws); empty if none."""
+    """Arrays stored with a record (scan curves, bootstrap draws); empty if none."""
     root = zarr.open_group(store_path(out_dir), mode="r", zarr_format=3)
     name = fit_group_name(point, metric)
     group = root.get(name)
     if not isinstance(group, zarr.Group):
         return {}
+    curves_name = group.attrs.get(CURVES_ATTR)
+    if isinstance(curves_name, str):  # else a store written before curves moved into subgroups
+        found = group.get(curves_name)
+        if not isinstance(found, zarr.Group):
+            return {}
+        group = found
     return {key: np.asarray(array[:]) for key, array in group.arrays()}
 
 
