@@ -26,8 +26,8 @@ from zipfstage.config import CollectSettings
 from zipfstage.errors import ZipfstageError
 from zipfstage.progress import Advance, counting_bar, progress_bar
 from zipfstage.store import StoreWriter, create_store, store_path
-from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, remove_derived_outputs
 from zipfstage.store.compact import compact_store, is_compacted
+from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, remove_derived_outputs
 from zipfstage.store.lock import exclusive_lock
 from zipfstage.store.writer import finalize_store, update_attributes
 
