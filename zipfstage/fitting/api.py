@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from zipfstage.errors import ZipfstageError
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
-from zipfstage.fitting.continuous import TailFit, fixed_tail, scan_tail
+from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
 from zipfstage.fitting.data import prepare
 from zipfstage.fitting.rank_slope import rank_slope
 from zipfstage.fitting.result import (
@@ -19,6 +20,8 @@ from zipfstage.fitting.result import (
 
 #: fewer positive finite values than this cannot be fitted meaningfully
 MIN_VALUES = 5
+#: the KS distances xmin can be chosen by (see `fit_power_law`)
+KS_RULES = ("powerlaw", "sup")
 #: share of repeated values in the tail above which the fit is flagged "ties"
 TIES_SHARE = 0.01
 
@@ -35,6 +38,7 @@ def fit_power_law(
     compare: bool = True,
     scan: bool = False,
     exact_scan: bool = False,
+    ks: KsRule = "powerlaw",
 ) -> PowerLawFit:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
@@ -47,9 +51,14 @@ def fit_power_law(
     intervals,
     `compare` the likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned
     candidates hold lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
-    the rank-frequency plot of the tail. Data that cannot be fitted returns a result whose `status`
-    is not "ok" and whose `reason` says why.
+    the rank-frequency plot of the tail. `ks_distance` is `powerlaw`'s KS distance (the
+    empirical CDF just below each value) and `ks_sup` the two-sided supremum, which on tied data
+    can be much larger; `ks="sup"` chooses xmin (and runs the bootstrap) by the supremum instead.
+    Data that cannot be fitted returns a result whose `status`
+    is not "ok" and whose `reason` says why; an unknown `ks` raises `ZipfstageError`.
     """
+    if ks not in KS_RULES:
+        raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
     prep = prepare(x, xmax=xmax)
     n, dropped = prep.n, prep.n_dropped
     if n < MIN_VALUES:
@@ -64,7 +73,7 @@ def fit_power_law(
         )
     tail: TailFit | None
     if xmin is not None:
-        tail = fixed_tail(prep, float(xmin), xmax)
+        tail = fixed_tail(prep, float(xmin), xmax, ks=ks)
         if tail is None:
             return unfit(
                 STATUS_TOO_FEW,
@@ -81,6 +90,7 @@ def fit_power_law(
             alpha_range=alpha_range,
             exact_scan=exact_scan,
             keep_scan=scan,
+            ks=ks,
         )
         if tail is None:
             return unfit(
@@ -97,6 +107,7 @@ def fit_power_law(
         xmin=tail.xmin,
         xmax=xmax,
         ks_distance=tail.ks,
+        ks_sup=tail.ks_sup,
         n_tail=tail.n_tail,
         n=n,
         n_dropped=dropped,
@@ -117,7 +128,14 @@ def fit_power_law(
             result = result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
     if bootstrap > 0:
         boot = run_bootstrap(
-            prep, tail, bootstrap, seed, xmax=xmax, min_tail=min_tail, alpha_range=alpha_range
+            prep,
+            tail,
+            bootstrap,
+            seed,
+            xmax=xmax,
+            min_tail=min_tail,
+            alpha_range=alpha_range,
+            ks=ks,
         )
         result = result.replace(
             p_value=boot.p_value,

@@ -20,6 +20,7 @@ import numpy as np
 
 from zipfstage.config import stable_hash
 from zipfstage.fitting.api import fit_power_law
+from zipfstage.fitting.continuous import KsRule
 from zipfstage.fitting.result import STATUS_FAILED
 from zipfstage.store.fits import read_fit_records, read_input_hash, write_fit, write_fits_json
 from zipfstage.store.layout import CHANNEL_WISE
@@ -40,6 +41,7 @@ class FitTask:
     bootstrap: int
     seed: int
     min_tail: int
+    ks: KsRule = "powerlaw"
 
 
 @dataclass
@@ -65,6 +67,7 @@ def run_fits(
     seed: int = 0,
     min_tail: int = 50,
     skip_positions: int = 1,
+    ks: KsRule = "powerlaw",
     force: bool = False,
     progress: Progress | None = None,
 ) -> FitRunSummary:
@@ -81,6 +84,7 @@ def run_fits(
         "seed": seed,
         "min_tail": min_tail,
         "skip_positions": skip_positions,
+        "ks": ks,
         "version": FIT_VERSION,
     }
     summary = FitRunSummary()
@@ -113,6 +117,7 @@ def run_fits(
                     bootstrap,
                     seed,
                     min_tail,
+                    ks,
                 )
             )
             expected[(point, metric)] = len(new)
@@ -146,6 +151,7 @@ def _tasks(
     bootstrap: int,
     seed: int,
     min_tail: int,
+    ks: KsRule = "powerlaw",
 ) -> Iterator[FitTask]:
     rng = np.random.default_rng([seed, zlib.crc32(f"{point}/{metric}".encode())])
     rows = data.shape[0]
@@ -163,10 +169,11 @@ def _tasks(
                 bootstrap,
                 seed,
                 min_tail,
+                ks,
             )
     else:
         yield FitTask(
-            point, metric, None, np.asarray(data, dtype=np.float64), bootstrap, seed, min_tail
+            point, metric, None, np.asarray(data, dtype=np.float64), bootstrap, seed, min_tail, ks
         )
 
 
@@ -189,7 +196,12 @@ def fit_task(task: FitTask) -> tuple[FitTask, dict[str, Any], dict[str, np.ndarr
     """Fit one task; any failure becomes a record with status "failed", never an exception."""
     try:
         result = fit_power_law(
-            task.values, min_tail=task.min_tail, bootstrap=task.bootstrap, seed=task.seed, scan=True
+            task.values,
+            min_tail=task.min_tail,
+            bootstrap=task.bootstrap,
+            seed=task.seed,
+            scan=True,
+            ks=task.ks,
         )
         record, curves = result.to_record(), result.curves()
     except Exception as exc:  # a batch of fits must finish: report, do not raise

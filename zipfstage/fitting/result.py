@@ -64,6 +64,7 @@ class PowerLawFit:
     scan: ScanCurves | None = field(default=None, repr=False, compare=False)
     bootstrap_alpha: np.ndarray | None = field(default=None, repr=False, compare=False)
     bootstrap_xmin: np.ndarray | None = field(default=None, repr=False, compare=False)
+    ks_sup: float | None = None  # two-sided KS supremum at xmin (ks_distance is powerlaw's)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,7 @@ class PowerLawFit:
             "xmin": self.xmin,
             "xmax": self.xmax,
             "ks_distance": self.ks_distance,
+            "ks_sup": self.ks_sup,
             "n_tail": self.n_tail,
             "n": self.n,
             "n_dropped": self.n_dropped,
