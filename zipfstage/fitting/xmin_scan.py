@@ -177,14 +177,17 @@ def ks_one(
             where = j
     if run > bound:
         return run, False, where
-    if bound < np.inf:
+    # one call site for both sweeps: each inlined copy of `gallop` costs compile time
+    limit = bound
+    while True:
         run, where = gallop(
-            log_u, first, start, k, inv, log_xmin, beta, inv_norm, run, where, bound
+            log_u, first, start, k, inv, log_xmin, beta, inv_norm, run, where, limit
         )
-        if run > bound:
+        if run > limit:
             return run, False, where
-    run, where = gallop(log_u, first, start, k, inv, log_xmin, beta, inv_norm, run, where, np.inf)
-    return run, True, where
+        if limit == np.inf:
+            return run, True, where
+        limit = np.inf
 
 
 @njit(cache=True, nogil=True)
@@ -248,17 +251,14 @@ def _scan_kernel(
     proven = np.zeros(n_cand, dtype=np.bool_)
     best = np.inf
     best_seed = -1
+    local = np.full(N_WITNESS, -1, dtype=np.int64)
+    at = np.int64(0)  # not the literal 0: that would compile a second specialisation of attempt
     for c_seed in seeds:
         c = int(c_seed)
-        q = c * stride
-        d, ok, _ = ks_one(log_u, first, q, first[q], n, log_u[q], betas[c], norms[c], np.inf)
-        dist[c] = d
-        proven[c] = ok
-        if d < best:
-            best = d
+        at = attempt(log_u, first, n, c, betas, norms, np.inf, dist, proven, local, at, stride)
+        if dist[c] < best:
+            best = dist[c]
             best_seed = c
-    local = np.full(N_WITNESS, -1, dtype=np.int64)
-    at = 0
     lo = max(best_seed - N_SEED, 0)
     hi = min(best_seed + N_SEED, n_cand)
     for c in range(lo, hi):
