@@ -252,7 +252,7 @@ def _scan_kernel(
     best = np.inf
     best_seed = -1
     local = np.full(N_WITNESS, -1, dtype=np.int64)
-    at = np.int64(0)  # not the literal 0: that would compile a second specialisation of attempt
+    at = 0 * local.shape[0]  # not a literal 0, which would compile a second `attempt`
     for c_seed in seeds:
         c = int(c_seed)
         at = attempt(log_u, first, n, c, betas, norms, np.inf, dist, proven, local, at, stride)
