@@ -15,7 +15,19 @@ The empirical CDF is the one `powerlaw` uses: at each unique tail value u, the f
 strictly below u. On tied data (bf16 activations) that can be far below the two-sided supremum;
 `two_sided` gives the points on which the same kernels compute that supremum instead. Compiled with
 numba (`cache=True`, no `parallel=True`, so no threading layer is involved and the kernel is safe
-inside process pools and beside torch)."""
+inside process pools and beside torch).
+
+Compilation and its cache. The kernels compile lazily, on the first fit (importing zipfstage for
+`plot` or `report` compiles nothing), each for the one signature it is called with (the witness
+slot passed to `attempt` is kept from being a literal, which would compile a second copy), and
+what numba compiles slowly stays in numpy (`ks_scan` picks the seed candidates, whose np.unique
+and np.append took seconds to compile). `cache=True` keeps the result: numba writes it to
+__pycache__ beside this file when that folder is writable and otherwise, as in a read-only
+site-packages, to its per-user folder (the user cache directory's `numba`, or NUMBA_CACHE_DIR).
+zipfstage deliberately does not set NUMBA_CACHE_DIR itself: numba reads it once, when numba is
+first imported, so a library setting it would either come too late or change where every other
+numba user in the process caches; the variable remains the user's (and a container's) choice.
+"""
 
 from __future__ import annotations
 
