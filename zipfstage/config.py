@@ -72,6 +72,7 @@ class FitSettings(_Section):
     seed: int = 0
     min_tail: int = Field(default=50, ge=2)
     skip_positions: int = Field(default=1, ge=0)
+    ks: Literal["powerlaw", "sup"] = "powerlaw"
 
 
 class PlotSettings(_Section):

@@ -47,6 +47,7 @@ _ESTIMATE_KEYS = (
     "xmin",
     "xmax",
     "ks_distance",
+    "ks_sup",
     "n_tail",
     "n",
     "n_dropped",
@@ -117,6 +118,8 @@ class FitRecord:
     xmin_ci: tuple[float, float] | None = None
     xmax: float | None = None
     ks_distance: float | None = None
+    #: the two-sided KS supremum at xmin (ks_distance is powerlaw's; on tied data they differ)
+    ks_sup: float | None = None
     n_tail: int | None = None
     n: int | None = None
     n_dropped: int | None = None
@@ -236,6 +239,7 @@ _FLOAT_KEYS = (
     "xmin",
     "xmax",
     "ks_distance",
+    "ks_sup",
     "sigma",
     "p_value",
     "slope",

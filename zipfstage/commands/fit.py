@@ -47,6 +47,14 @@ def fit_command(
             "0 keeps the first token (the attention sink).",
         ),
     ] = None,
+    ks: Annotated[
+        str | None,
+        typer.Option(
+            "--ks",
+            help="KS distance that chooses xmin: powerlaw (default; the empirical CDF just below "
+            "each value) or sup (the two-sided supremum, stricter on tied bf16 data).",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
 ) -> None:
     """Fit power laws (CSN method, comparisons, optional bootstrap) to the collected metrics."""
@@ -61,6 +69,7 @@ def fit_command(
             "workers": workers,
             "seed": seed,
             "skip_positions": skip_positions,
+            "ks": ks,
         },
     )
     with counting_bar("fit", unit="fits", console=console) as progress:

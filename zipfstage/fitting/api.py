@@ -6,15 +6,18 @@ from typing import Any
 
 import numpy as np
 
+from zipfstage.errors import ZipfstageError
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
-from zipfstage.fitting.continuous import TailFit, fixed_tail, scan_tail
+from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
 from zipfstage.fitting.prepared import Prepared, prepare
 from zipfstage.fitting.rank_slope import rank_slope
 from zipfstage.records import STATUS_FAILED, STATUS_OK, STATUS_TOO_FEW, FitRecord
 
 #: fewer positive finite values than this cannot be fitted meaningfully
 MIN_VALUES = 5
+#: the KS distances xmin can be chosen by (see `fit_power_law`)
+KS_RULES = ("powerlaw", "sup")
 #: share of repeated values in the tail above which the fit is flagged "ties"
 TIES_SHARE = 0.01
 
@@ -31,6 +34,7 @@ def fit_power_law(
     compare: bool = True,
     scan: bool = False,
     exact_scan: bool = False,
+    ks: KsRule = "powerlaw",
 ) -> FitRecord:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
@@ -43,14 +47,19 @@ def fit_power_law(
     replicates that re-fitted; `n_failed` counts the others) and 95 % intervals, `compare` the
     likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned
     candidates hold lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
-    the rank-frequency plot of the tail. Data that cannot be fitted returns a result whose `status`
-    is not "ok" and whose `reason` says why.
+    the rank-frequency plot of the tail. `ks_distance` is `powerlaw`'s KS distance (the
+    empirical CDF just below each value) and `ks_sup` the two-sided supremum, which on tied data
+    can be much larger; `ks="sup"` chooses xmin (and runs the bootstrap) by the supremum instead.
+    Data that cannot be fitted returns a result whose `status`
+    is not "ok" and whose `reason` says why; an unknown `ks` raises `ZipfstageError`.
     """
+    if ks not in KS_RULES:
+        raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
     prep = prepare(x, xmax=xmax)
     refusal = _refusal(prep, xmax, min_tail)
     if refusal is not None:
         return refusal
-    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan)
+    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks)
     if not isinstance(tail, TailFit):
         return tail
     result = _tail_result(prep, tail, xmax, min_tail, alpha_range)
@@ -58,7 +67,14 @@ def fit_power_law(
         result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
     if bootstrap > 0:
         boot = run_bootstrap(
-            prep, tail, bootstrap, seed, xmax=xmax, min_tail=min_tail, alpha_range=alpha_range
+            prep,
+            tail,
+            bootstrap,
+            seed,
+            xmax=xmax,
+            min_tail=min_tail,
+            alpha_range=alpha_range,
+            ks=ks,
         )
         result = result.replace(
             p_value=boot.p_value,
@@ -98,11 +114,12 @@ def _find_tail(
     alpha_range: tuple[float | None, float | None],
     exact_scan: bool,
     scan: bool,
+    ks: KsRule,
 ) -> TailFit | FitRecord:
     """The tail at a given xmin, or the best by KS; an unfit result when there is none."""
     n, dropped = prep.n, prep.n_dropped
     if xmin is not None:
-        tail = fixed_tail(prep, float(xmin), xmax)
+        tail = fixed_tail(prep, float(xmin), xmax, ks=ks)
         reason = f"fewer than 2 distinct values at or above xmin={xmin}"
         status = STATUS_TOO_FEW
     else:
@@ -113,6 +130,7 @@ def _find_tail(
             alpha_range=alpha_range,
             exact_scan=exact_scan,
             keep_scan=scan,
+            ks=ks,
         )
         reason = "no candidate xmin gives an allowed alpha and tail size"
         status = STATUS_FAILED
@@ -133,6 +151,7 @@ def _tail_result(
         xmin=tail.xmin,
         xmax=xmax,
         ks_distance=tail.ks,
+        ks_sup=tail.ks_sup,
         n_tail=tail.n_tail,
         n=prep.n,
         n_dropped=prep.n_dropped,

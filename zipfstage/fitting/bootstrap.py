@@ -3,8 +3,8 @@
 Each synthetic data set has the original size n; each value comes, with probability n_tail / n, from
 the fitted power law above xmin, and otherwise is resampled from the observed values below xmin.
 Each synthetic set is re-fitted in full (xmin and alpha), and p is the share of synthetic KS
-distances at least the observed one. The same re-fits give percentile intervals for alpha and xmin.
-"""
+distances at least the observed one (the distance xmin is chosen by, `ks`). The same re-fits give
+percentile intervals for alpha and xmin."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zipfstage.fitting.continuous import TailFit, scan_tail
+from zipfstage.fitting.continuous import KsRule, TailFit, scan_tail
 from zipfstage.fitting.prepared import Prepared, from_sorted
 
 
@@ -79,6 +79,7 @@ def bootstrap(
     min_tail: int | None = None,
     alpha_range: tuple[float | None, float | None] = (1.0, None),
     level: float = 0.95,
+    ks: KsRule = "powerlaw",
 ) -> BootstrapResult:
     """Run `replicates` semi-parametric re-fits with their own seeded generator."""
     rng = np.random.default_rng(seed)
@@ -98,16 +99,16 @@ def bootstrap(
         )
         synthetic.sort()
         refit = scan_tail(
-            from_sorted(synthetic), xmax=xmax, min_tail=min_tail, alpha_range=alpha_range
+            from_sorted(synthetic), xmax=xmax, min_tail=min_tail, alpha_range=alpha_range, ks=ks
         )
         if refit is not None:
-            alphas[i], xmins[i], distances[i] = refit.alpha, refit.xmin, refit.ks
+            alphas[i], xmins[i], distances[i] = refit.alpha, refit.xmin, refit.distance()
     done = np.isfinite(distances)
     tails = ((1 - level) / 2 * 100, (1 + level) / 2 * 100)
     if not done.any():
         nan2 = (float("nan"), float("nan"))
         return BootstrapResult(float("nan"), nan2, nan2, alphas, xmins, replicates)
-    p_value = float(np.mean(distances[done] >= fit.ks))
+    p_value = float(np.mean(distances[done] >= fit.distance()))
     a_lo, a_hi = np.percentile(alphas[done], tails)
     x_lo, x_hi = np.percentile(xmins[done], tails)
     return BootstrapResult(

@@ -10,13 +10,18 @@ untruncated estimate; see the docs of `fit_power_law`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.optimize import elementwise
 
 from zipfstage.fitting.prepared import Prepared
-from zipfstage.fitting.xmin_scan import ks_one, ks_scan, suffix_sums
+from zipfstage.fitting.xmin_scan import ks_one, ks_scan, suffix_sums, two_sided
 from zipfstage.records import ScanCurves
+
+#: which KS distance chooses xmin: powerlaw's (the empirical CDF just below each value) or the
+#: two-sided supremum
+KsRule = Literal["powerlaw", "sup"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,12 @@ class TailFit:
     n_valid: int
     scan: ScanCurves | None
     at_last_candidate: bool = False  # the smallest tail allowed: the scan hit its edge
+    ks_sup: float = float("nan")  # two-sided KS supremum at this xmin
+    rule: KsRule = "powerlaw"  # the distance xmin was chosen by
+
+    def distance(self) -> float:
+        """The distance xmin was chosen by (what the bootstrap compares)."""
+        return self.ks_sup if self.rule == "sup" else self.ks
 
 
 def candidate_betas(
@@ -77,8 +88,10 @@ def scan_tail(
     alpha_range: tuple[float | None, float | None] = (1.0, None),
     exact_scan: bool = False,
     keep_scan: bool = False,
+    ks: KsRule = "powerlaw",
 ) -> TailFit | None:
-    """Choose xmin by minimum KS distance over all candidates; None if no candidate is allowed."""
+    """Choose xmin by minimum KS distance over all candidates; None if no candidate is allowed.
+    `ks="sup"` minimises the two-sided supremum instead of powerlaw's distance."""
     n = prep.n
     n_cand = prep.unique.shape[0] - 1
     if n_cand < 1:
@@ -89,33 +102,41 @@ def scan_tail(
     if min_tail:
         valid &= (n - prep.first[:n_cand]) >= min_tail
     log_u = np.log(prep.unique)
-    dist, proven, winner = ks_scan(log_u, prep.first, n, n_cand, betas, norms, valid, exact_scan)
+    if ks == "sup":
+        points, counts = two_sided(log_u, prep.first, n)
+        found = ks_scan(points, counts, n, n_cand, betas, norms, valid, exact_scan, 2)
+    else:
+        found = ks_scan(log_u, prep.first, n, n_cand, betas, norms, valid, exact_scan)
+    dist, proven, winner = found
     if winner < 0:
         return None
     k = int(prep.first[winner])
     xmin = float(prep.unique[winner])
-    alpha, ks = tail_alpha_ks(prep, winner, k, xmin, xmax)
+    alpha, d, d_sup = tail_alpha_ks(prep, winner, k, xmin, xmax)
     scan = None
     if keep_scan:
         scan = ScanCurves(prep.unique[:n_cand].copy(), dist, alphas, proven)
     last = int(np.flatnonzero(valid)[-1])
-    return TailFit(alpha, xmin, ks, k, n - k, int(valid.sum()), scan, winner == last)
+    return TailFit(alpha, xmin, d, k, n - k, int(valid.sum()), scan, winner == last, d_sup, ks)
 
 
-def fixed_tail(prep: Prepared, xmin: float, xmax: float | None = None) -> TailFit | None:
+def fixed_tail(
+    prep: Prepared, xmin: float, xmax: float | None = None, ks: KsRule = "powerlaw"
+) -> TailFit | None:
     """The tail above a given xmin; None if fewer than two distinct values lie above it."""
     start = int(np.searchsorted(prep.unique, xmin, side="left"))
     if prep.unique.shape[0] - start < 2:
         return None
     k = int(prep.first[start])
-    alpha, ks = tail_alpha_ks(prep, start, k, float(xmin), xmax)
-    return TailFit(alpha, float(xmin), ks, k, prep.n - k, 1, None)
+    alpha, d, d_sup = tail_alpha_ks(prep, start, k, float(xmin), xmax)
+    return TailFit(alpha, float(xmin), d, k, prep.n - k, 1, None, False, d_sup, ks)
 
 
 def tail_alpha_ks(
     prep: Prepared, start: int, k: int, xmin: float, xmax: float | None
-) -> tuple[float, float]:
-    """Alpha and KS distance of one tail computed directly (no suffix-sum cancellation)."""
+) -> tuple[float, float, float]:
+    """Alpha, powerlaw's KS distance and the two-sided supremum of one tail, computed directly
+    (no suffix-sum cancellation)."""
     tail = prep.x[k:]
     mean_log = float(np.mean(np.log(tail / xmin)))
     if xmax is None:
@@ -125,10 +146,12 @@ def tail_alpha_ks(
         log_r = float(np.log(xmax / xmin))
         beta = float(truncated_beta(np.array([mean_log]), np.array([log_r]))[0])
         norm = float(-np.expm1(-beta * log_r))
-    ks, _, _ = ks_one(
-        np.log(prep.unique), prep.first, start, k, prep.n, float(np.log(xmin)), beta, norm, np.inf
-    )
-    return beta + 1.0, float(ks)
+    log_u = np.log(prep.unique)
+    log_xmin = float(np.log(xmin))
+    d, _, _ = ks_one(log_u, prep.first, start, k, prep.n, log_xmin, beta, norm, np.inf)
+    points, counts = two_sided(log_u, prep.first, prep.n)
+    d_sup, _, _ = ks_one(points, counts, 2 * start, k, prep.n, log_xmin, beta, norm, np.inf)
+    return beta + 1.0, float(d), float(d_sup)
 
 
 def allowed(alphas: np.ndarray, alpha_range: tuple[float | None, float | None]) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 
 from zipfstage.config import FitSettings, stable_hash
 from zipfstage.fitting.api import fit_power_law
+from zipfstage.fitting.continuous import KsRule
 from zipfstage.records import CHANNEL_WISE, STATUS_FAILED, FitRecord
 from zipfstage.stage import Progress, StageResult
 from zipfstage.store.fits import read_fit_records, read_input_hash, write_fit, write_fits_json
@@ -58,6 +59,7 @@ class FitTask:
     bootstrap: int
     seed: int
     min_tail: int
+    ks: KsRule = "powerlaw"
 
 
 Fitted = tuple[FitTask, FitRecord]
@@ -118,6 +120,7 @@ def plan_pairs(
         "bootstrap": settings.bootstrap,
         "seed": settings.seed,
         "min_tail": settings.min_tail,
+        "ks": settings.ks,
         "skip_positions": settings.skip_positions,
         "version": FIT_VERSION,
     }
@@ -162,6 +165,7 @@ def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[Fi
             settings.bootstrap,
             settings.seed,
             settings.min_tail,
+            settings.ks,
         )
         for channel, values in columns
     ]
@@ -195,7 +199,12 @@ def fit_task(task: FitTask) -> Fitted:
     """Fit one task; any failure becomes a record with status "failed", never an exception."""
     try:
         result = fit_power_law(
-            task.values, min_tail=task.min_tail, bootstrap=task.bootstrap, seed=task.seed, scan=True
+            task.values,
+            min_tail=task.min_tail,
+            bootstrap=task.bootstrap,
+            seed=task.seed,
+            scan=True,
+            ks=task.ks,
         )
     except Exception as exc:  # a batch of fits must finish: report, do not raise
         reason = f"{type(exc).__name__}: {exc}"

@@ -12,8 +12,21 @@ points only where the deviation comes near the threshold. The winner is exact; p
 carry lower bounds, marked as such.
 
 The empirical CDF is the one `powerlaw` uses: at each unique tail value u, the fraction of the tail
-strictly below u. Compiled with numba (`cache=True`, no `parallel=True`, so no threading layer is
-involved and the kernel is safe inside process pools and beside torch).
+strictly below u. On tied data (bf16 activations) that can be far below the two-sided supremum;
+`two_sided` gives the points on which the same kernels compute that supremum instead. Compiled with
+numba (`cache=True`, no `parallel=True`, so no threading layer is involved and the kernel is safe
+inside process pools and beside torch).
+
+Compilation and its cache. The kernels compile lazily, on the first fit (importing zipfstage for
+`plot` or `report` compiles nothing), each for the one signature it is called with (the witness
+slot passed to `attempt` is kept from being a literal, which would compile a second copy), and
+what numba compiles slowly stays in numpy (`ks_scan` picks the seed candidates, whose np.unique
+and np.append took seconds to compile). `cache=True` keeps the result: numba writes it to
+__pycache__ beside this file when that folder is writable and otherwise, as in a read-only
+site-packages, to its per-user folder (the user cache directory's `numba`, or NUMBA_CACHE_DIR).
+zipfstage deliberately does not set NUMBA_CACHE_DIR itself: numba reads it once, when numba is
+first imported, so a library setting it would either come too late or change where every other
+numba user in the process caches; the variable remains the user's (and a container's) choice.
 """
 
 from __future__ import annotations
@@ -176,14 +189,17 @@ def ks_one(
             where = j
     if run > bound:
         return run, False, where
-    if bound < np.inf:
+    # one call site for both sweeps: each inlined copy of `gallop` costs compile time
+    limit = bound
+    while True:
         run, where = gallop(
-            log_u, first, start, k, inv, log_xmin, beta, inv_norm, run, where, bound
+            log_u, first, start, k, inv, log_xmin, beta, inv_norm, run, where, limit
         )
-        if run > bound:
+        if run > limit:
             return run, False, where
-    run, where = gallop(log_u, first, start, k, inv, log_xmin, beta, inv_norm, run, where, np.inf)
-    return run, True, where
+        if limit == np.inf:
+            return run, True, where
+        limit = np.inf
 
 
 @njit(cache=True, nogil=True)
@@ -199,12 +215,14 @@ def attempt(
     proven: np.ndarray,
     witness: np.ndarray,
     slot: int,
+    stride: int,
 ) -> int:
     """Candidate c against `bound`: witnesses first, then a sweep; a pruning sweep leaves a new
     witness. Fills dist[c] and proven[c]; returns the next witness slot. Used for the few
     neighbours of the best seed (the main loop repeats this inline: a call per candidate there
-    costs more than the pruning itself)."""
-    k = first[c]
+    costs more than the pruning itself). Candidate c starts at point c * stride."""
+    q = c * stride
+    k = first[q]
     inv_tail = 1.0 / (n - k)
     inv_norm = 1.0 / norms[c]
     if bound < np.inf:
@@ -213,22 +231,22 @@ def attempt(
             # newest first: the last witness to prune (or be found) is the likeliest to prune next
             w = (slot - 1 - i) % m
             j = witness[w]
-            if j >= c:
-                d = deviation(log_u, first, j, k, inv_tail, log_u[c], betas[c], inv_norm)
+            if j >= q:
+                d = deviation(log_u, first, j, k, inv_tail, log_u[q], betas[c], inv_norm)
                 if d > bound:
                     dist[c] = d
                     return slot
-    d, ok, where = ks_one(log_u, first, c, k, n, log_u[c], betas[c], norms[c], bound)
+    d, ok, where = ks_one(log_u, first, q, k, n, log_u[q], betas[c], norms[c], bound)
     dist[c] = d
     proven[c] = ok
     if ok:
         return slot
-    witness[slot] = peak(log_u, first, where, k, inv_tail, log_u[c], betas[c], inv_norm)
+    witness[slot] = peak(log_u, first, where, k, inv_tail, log_u[q], betas[c], inv_norm)
     return (slot + 1) % witness.shape[0]
 
 
 @njit(cache=True, nogil=True)
-def ks_scan(
+def _scan_kernel(
     log_u: np.ndarray,
     first: np.ndarray,
     n: int,
@@ -237,47 +255,28 @@ def ks_scan(
     norms: np.ndarray,
     valid: np.ndarray,
     exact: bool,
+    seeds: np.ndarray,
+    stride: int,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """KS distance of candidates 0..n_cand-1 (candidate c has xmin = unique value c).
-
-    Returns (distances, exact mask, index of the best valid candidate or -1). With `exact`, every
-    candidate is computed in full; otherwise non-winning candidates may hold lower bounds.
-    """
+    """`ks_scan` once its seeds are chosen; candidate c starts at point c * stride."""
     dist = np.full(n_cand, np.inf)
     proven = np.zeros(n_cand, dtype=np.bool_)
     best = np.inf
-    n_valid = 0
-    for c in range(n_cand):
-        if valid[c]:
-            n_valid += 1
-    if n_valid == 0:
-        return dist, proven, -1
-    # seed the bound: candidates whose tails shrink geometrically (good tails are often short),
-    # then the neighbours of the best seed
-    seeds = np.empty(0, dtype=np.int64)
-    valid_idx = np.flatnonzero(valid)
-    ratio = (1.0 / valid_idx.shape[0]) ** (1.0 / N_SEED)
-    for s in range(N_SEED + 1):
-        pos = valid_idx.shape[0] - max(int(valid_idx.shape[0] * ratio**s), 1)
-        seeds = np.append(seeds, valid_idx[pos])
-    seeds = np.unique(seeds)
     best_seed = -1
+    local = np.full(N_WITNESS, -1, dtype=np.int64)
+    at = 0 * local.shape[0]  # not a literal 0, which would compile a second `attempt`
     for c_seed in seeds:
         c = int(c_seed)
-        d, ok, _ = ks_one(log_u, first, c, first[c], n, log_u[c], betas[c], norms[c], np.inf)
-        dist[c] = d
-        proven[c] = ok
-        if d < best:
-            best = d
+        at = attempt(log_u, first, n, c, betas, norms, np.inf, dist, proven, local, at, stride)
+        if dist[c] < best:
+            best = dist[c]
             best_seed = c
-    local = np.full(N_WITNESS, -1, dtype=np.int64)
-    at = 0
     lo = max(best_seed - N_SEED, 0)
     hi = min(best_seed + N_SEED, n_cand)
     for c in range(lo, hi):
         if valid[c] and not proven[c]:
             bound = np.inf if exact else best
-            at = attempt(log_u, first, n, c, betas, norms, bound, dist, proven, local, at)
+            at = attempt(log_u, first, n, c, betas, norms, bound, dist, proven, local, at, stride)
             if proven[c] and dist[c] < best:
                 best = dist[c]
     # main loop: `attempt` written inline; witnesses are tried from the last one that pruned
@@ -289,7 +288,8 @@ def ks_scan(
         if proven[c] or dist[c] < np.inf:
             continue
         bound = np.inf if exact else best
-        k = first[c]
+        q = c * stride
+        k = first[q]
         inv_tail = 1.0 / (n - k)
         inv_norm = 1.0 / norms[c]
         pruned = False
@@ -299,8 +299,8 @@ def ks_scan(
                 if w >= N_WITNESS:
                     w -= N_WITNESS
                 j = witness[w]
-                if j >= c:
-                    d = deviation(log_u, first, j, k, inv_tail, log_u[c], betas[c], inv_norm)
+                if j >= q:
+                    d = deviation(log_u, first, j, k, inv_tail, log_u[q], betas[c], inv_norm)
                     if d > bound:
                         dist[c] = d
                         pruned = True
@@ -308,11 +308,11 @@ def ks_scan(
                         break
         if pruned:
             continue
-        d, ok, where = ks_one(log_u, first, c, k, n, log_u[c], betas[c], norms[c], bound)
+        d, ok, where = ks_one(log_u, first, q, k, n, log_u[q], betas[c], norms[c], bound)
         dist[c] = d
         proven[c] = ok
         if not ok:
-            witness[slot] = peak(log_u, first, where, k, inv_tail, log_u[c], betas[c], inv_norm)
+            witness[slot] = peak(log_u, first, where, k, inv_tail, log_u[q], betas[c], inv_norm)
             hit = slot
             slot = (slot + 1) % N_WITNESS
         elif valid[c] and d < best:
@@ -323,3 +323,49 @@ def ks_scan(
             winner = c
             break
     return dist, proven, winner
+
+
+def ks_scan(
+    log_u: np.ndarray,
+    first: np.ndarray,
+    n: int,
+    n_cand: int,
+    betas: np.ndarray,
+    norms: np.ndarray,
+    valid: np.ndarray,
+    exact: bool,
+    stride: int = 1,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """KS distance of candidates 0..n_cand-1 (candidate c has xmin = unique value c).
+
+    Returns (distances, exact mask, index of the best valid candidate or -1). With `exact`, every
+    candidate is computed in full; otherwise non-winning candidates may hold lower bounds. The
+    points are (log_u, first) as they come; with `stride` 2 they are `two_sided` points, and the
+    distance is the two-sided supremum. The bound is seeded here, in numpy, with candidates whose
+    tails shrink geometrically (good tails are often short), then the kernel tries the
+    neighbours of the best seed (numpy's unique and nonzero cost seconds to compile in numba).
+    """
+    valid_idx = np.flatnonzero(valid)
+    if valid_idx.size == 0:
+        return np.full(n_cand, np.inf), np.zeros(n_cand, dtype=np.bool_), -1
+    m = valid_idx.shape[0]
+    ratio = (1.0 / m) ** (1.0 / N_SEED)
+    picks = [m - max(int(m * ratio**s), 1) for s in range(N_SEED + 1)]
+    seeds = np.unique(valid_idx[picks]).astype(np.int64)
+    return _scan_kernel(log_u, first, n, n_cand, betas, norms, valid, exact, seeds, stride)
+
+
+def two_sided(log_u: np.ndarray, first: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points for the two-sided KS supremum: each unique value twice, first with the empirical
+    CDF just below it (powerlaw's convention) and then with the CDF at it (the top of its jump).
+
+    Between unique values the model CDF rises while the empirical one is flat, so these 2U points
+    hold the supremum; unique value j sits at point 2j, and `ks_one` / `ks_scan` (stride 2) work
+    on them unchanged. Without ties the two conventions differ by at most 1 / n_tail.
+    """
+    points = np.repeat(log_u, 2)
+    counts = np.empty(2 * first.shape[0], dtype=np.int64)
+    counts[0::2] = first
+    counts[1:-1:2] = first[1:]
+    counts[-1] = n
+    return points, counts
