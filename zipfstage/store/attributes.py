@@ -20,7 +20,7 @@ from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, STATUS_RUNNING, S
 #: keys left out of `to_dict()` while they are None or empty (not written, or not yet)
 _OPTIONAL = (
     *("config", "config_hash", "identity", "model", "data", "versions", "point_layers"),
-    *("collect_seconds", "created", "finished", "n_tokens", "n_batches"),
+    *("collect_seconds", "created", "finished", "n_tokens", "n_batches", "layout"),
 )
 
 
@@ -47,6 +47,8 @@ class RunAttributes:
     finished: str | None = None
     n_tokens: int | None = None
     n_batches: int | None = None
+    #: "sharded" once `compact` rewrote the finished store (absent: one file per chunk)
+    layout: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
