@@ -74,7 +74,8 @@ def bench_compact(root: Path, tokens: int, n_points: int) -> None:
 
 
 def bench_fit_size(root: Path, thin: bool) -> None:
-    from zipfstage.fitting.pipeline import run_fits
+    from zipfstage.config import FitSettings
+    from zipfstage.fitting.stage import run as run_fits
 
     out = root / f"fits-thin-{thin}"
     path = make_synthetic_store(
@@ -86,7 +87,7 @@ def bench_fit_size(root: Path, thin: bool) -> None:
         fit_store._thinned = lambda curves, record: curves  # type: ignore[assignment]
     try:
         start = time.perf_counter()
-        run_fits(out, workers=1)
+        run_fits(FitSettings(workers=1), out)
         seconds = time.perf_counter() - start
     finally:
         fit_store._thinned = real  # type: ignore[assignment]

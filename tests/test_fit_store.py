@@ -140,16 +140,15 @@ def test_reads_curves_of_the_layout_before_subgroups(tmp_path: Path) -> None:
 
 
 def test_diagnostics_draw_a_thinned_channel_curve(tmp_path: Path) -> None:
-    from zipfstage.plotting.records import Fit
-
     from zipfstage.plotting.diagnostics import diagnostics_figure
+    from zipfstage.records import FitRecord
 
     make_synthetic_store(tmp_path, n_batches=1, seq_len=16)
     records, curves = _channel_fit(np.random.default_rng(2), [5], 4_000)
     records[0].update(alpha=2.5)
     write_fit(tmp_path, "embed", "channel_wise", records, "h", curves)
     stored = read_fit_curves(tmp_path, "embed", "channel_wise")
-    fit = Fit.from_record("embed", "channel_wise", records[0])
+    fit = FitRecord.from_record("embed", "channel_wise", records[0])
     figure = diagnostics_figure(fit, stored)
     line_x = [np.asarray(line.get_xdata()) for line in figure.axes[0].get_lines()]
     assert any(x.size == stored["scan_xmin"].size for x in line_x)  # the thinned scan itself
