@@ -14,7 +14,7 @@ from zipfstage.records import CHANNEL_WISE, ChannelFits, FitRecord, FitTable, lo
 QUANTITIES = {
     "alpha": ("\u03b1 (power-law exponent)", "Power-law exponent \u03b1 by point and metric"),
     "slope": (
-        "OLS slope of log value vs log rank",
+        "OLS slope (log\u2013log)",
         "Rank\u2013frequency slope by point and metric",
     ),
 }
