@@ -28,13 +28,14 @@ table { border-collapse: collapse; width: 100%; font-size: 13.5px; margin: 10px 
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
          vertical-align: top; }
 th { background: #eef1f5; position: sticky; top: 0; }
-table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th::after { content: " \\2195"; color: #9aa5b1; }
 table.sortable th[data-order="asc"]::after { content: " \\2191"; color: var(--ink); }
 table.sortable th[data-order="desc"]::after { content: " \\2193"; color: var(--ink); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .run th { width: 190px; position: static; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+td.verdict { min-width: 12em; }
 .badge { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 12.5px; }
 .plausible, .power-law { background: #dff3e4; color: #1b5e2b; }
 .ruled-out, .alternative { background: #fbe1e1; color: #8a1c1c; }
@@ -208,8 +209,8 @@ def _fit_cells(row: FitRow, metric_label: str) -> str:
         + _num(fit.slope, digits=3)
         + _num(fit.r2, digits=3)
         + _num(fit.p_value, fmt_p_value(fit.p_value, fit.n_failed))
-        + f"<td>{_badge(row.verdict.text, row.verdict.kind)}</td>"
-        + f"<td>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
+        + f"<td class='verdict'>{_badge(row.verdict.text, row.verdict.kind)}</td>"
+        + f"<td class='verdict'>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
     )
 
 

@@ -144,10 +144,10 @@ def tail_findings(tails: list[PointTail], metric: str) -> list[Finding]:
 
 def _concentrated(tails: list[PointTail], metric: str) -> Finding:
     top = tails[0].groups[0]
-    least = min(t.groups[0].share for t in tails)
+    shares = {t.groups[0].share for t in tails}
     text = (
         f"At {_points(tails)}, one token makes the extreme {metric} tail: "
-        f"{describe_token(top)} holds {'' if least == 1 else 'at least '}{least:.0%} "
+        f"{describe_token(top)} holds {'' if len(shares) == 1 else 'at least '}{min(shares):.0%} "
         f"of the top {len(tails[0].tokens)} values"
     )
     later = [t.groups_after_first for t in tails if t.groups_after_first]
