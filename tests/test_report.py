@@ -317,3 +317,20 @@ def test_report_renders_its_figures_in_headless_chromium(report_dir: Path, tmp_p
     assert (saturation > 0.3).mean() > 0.02
     rows = np.flatnonzero((saturation > 0.3).mean(axis=1) > 0.3)
     assert rows.size > 100, "no wide block of figure pixels: the dashboards did not render wide"
+
+
+def test_dashboards_span_the_page_and_the_summary_links_to_figures(report_dir: Path) -> None:
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    wide = re.findall(r"<figure id='fig-([^']+)' class='wide'>", html)
+    assert wide == ["alpha_dashboard", "slope_dashboard", "channel_heatmap"]
+    assert "<div class='figs wide'><figure id='fig-alpha_dashboard'" in html
+    assert "<figure id='fig-ccdf__embed__rms'><img" in html  # the CCDFs stay in the grid
+    summary = html[html.index("<section id='summary'>") : html.index("<section id='run'>")]
+    targets = re.findall(r"<a href='#([^']+)'>", summary)
+    assert targets and all(f"id='{target}'" in html for target in targets)
+    assert "fig-ccdf__embed__rms" in targets  # the heaviest plausible tail (p = 0.42)
+    text = re.sub(r"<[^>]+>", "", summary)
+    assert "Of 9 (point, metric) pairs, 8 have a power-law fit: 1 plausible" in text
+    assert "1 ruled out" in text and "6 untested" in text and "1 could not be fitted" in text
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "[figure](report_files/ccdf__embed__rms.png)" in markdown

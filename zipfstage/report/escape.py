@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-#: HTML first (a viewer passes raw HTML through), then every character Markdown gives a meaning
-#: inline; backslash goes first so the escapes added after it are not escaped again
+#: HTML first (a viewer passes raw HTML through), then the characters that open Markdown inline
+#: markup: code, emphasis, links and images (with [ and ] inert, "(" and "!" cannot form one),
+#: table cells, headings' closing #s, GFM strikethrough, math; each is escaped one at a time
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_MARKDOWN_SPECIALS = "\\`*_[](){}|#~!$"
+_MARKDOWN_SPECIALS = "\\`*_[]|#~$"
 
 
 def markdown_text(text: object) -> str:
