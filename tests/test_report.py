@@ -334,3 +334,15 @@ def test_dashboards_span_the_page_and_the_summary_links_to_figures(report_dir: P
     assert "1 ruled out" in text and "6 untested" in text and "1 could not be fitted" in text
     markdown = (report_dir / "report.md").read_text(encoding="utf-8")
     assert "[figure](report_files/ccdf__embed__rms.png)" in markdown
+
+
+def test_a_missing_chromium_fails_in_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        chromium()
