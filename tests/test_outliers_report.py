@@ -5,6 +5,7 @@ token text escaped in HTML and Markdown."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from tests.synthetic_store import make_topk_store
 from zipfstage.cli import app
 from zipfstage.config import OutlierSettings
 from zipfstage.outliers import run_outlier_analysis
-from zipfstage.report.outliers_section import HEADERS, md_escape
+from zipfstage.report.escape import markdown_text
+from zipfstage.report.outliers_section import HEADERS
 from zipfstage.store.writer import update_attributes
 
 runner = CliRunner()
@@ -68,18 +70,19 @@ def test_report_section_in_html_and_markdown_with_escaped_tokens(run_dir: Path) 
         assert "<img src=x" not in text
         assert "&lt;img src=x onerror=alert(1)&gt;" in text
     assert "`rm -rf`" not in md  # a code span would end at the token's backtick
-    assert (
-        md.count("&lt;img src=x onerror=alert(1)&gt;&#96;rm -rf&#96;&#124;&#42;x&#42;") == 3
-    )  # summary, massive, persistent
+    assert md.count(markdown_text(EVIL)) == 3  # summary, massive, persistent
     section = md[md.index("## Outlier channels") :]
     assert "| 1 | 5 | 11 |" in section  # super-weight candidate: layer, row, column
     for name in ("massive_activations", "outlier_channels", "hill_tail"):
         assert f"(report_files/{name}.png)" in section
         assert (run_dir / "report_files" / f"{name}.png").is_file()
-    rows = [line for line in section.splitlines() if line.startswith("| layer_2 |")]
+    rows = [
+        line for line in section.splitlines() if line.startswith(f"| {markdown_text('layer_2')} |")
+    ]
     massive_row, persistent_row = rows[:2]
-    assert massive_row.count("|") == len(HEADERS["massive"]) + 1  # no pipe leaks from the token
-    assert persistent_row.count("|") == len(HEADERS["persistent"]) + 1
+    cell_borders = re.compile(r"(?<!\\)\|")  # a GFM cell's own pipes come escaped as \|
+    assert len(cell_borders.findall(massive_row)) == len(HEADERS["massive"]) + 1
+    assert len(cell_borders.findall(persistent_row)) == len(HEADERS["persistent"]) + 1
 
 
 def test_report_says_when_the_analysis_is_stale(run_dir: Path, tmp_path: Path) -> None:
@@ -95,13 +98,6 @@ def test_report_says_when_the_analysis_is_stale(run_dir: Path, tmp_path: Path) -
         assert "another store state" in md[md.index("## Outlier channels") :]
     finally:
         path.write_text(saved)
-
-
-def test_md_escape_makes_markdown_inert() -> None:
-    escaped = md_escape("a`b|c<d> _e_ [f](g)\\ *h*")
-    for raw in "`|<>_[]\\*":
-        assert raw not in escaped
-    assert md_escape("layer_2.mlp_act") == "layer_2.mlp_act"
 
 
 def test_fit_runs_the_analysis_and_skips_topk_arrays(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,10 @@ from typer.testing import CliRunner
 from tests.plot_helpers import FAILED_REASON, write_synthetic_fits
 from tests.synthetic_store import make_synthetic_store
 from zipfstage.cli import app
+from zipfstage.errors import ZipfstageError
 from zipfstage.records import Comparison, FitRecord
+from zipfstage.report.content import choose_tail_metric
+from zipfstage.report.escape import markdown_code, markdown_text
 from zipfstage.report.tokens import top_indices
 from zipfstage.report.verdict import alternatives_verdict, clauset_verdict
 from zipfstage.store import open_store
@@ -132,7 +136,10 @@ def test_report_markdown_has_every_row_and_its_images(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text(encoding="utf-8")
     for point in POINTS:
         for metric in SCALARS:
-            assert re.search(rf"^\| {point} \| {metric} \|", text, re.M), (point, metric)
+            cells = (
+                rf"^\| {re.escape(markdown_text(point))} \| {re.escape(markdown_text(metric))} \|"
+            )
+            assert re.search(cells, text, re.M), (point, metric)
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(images) == 15
     for image in images:
@@ -178,21 +185,29 @@ def test_report_decodes_tokens_with_the_saved_tokenizer(
     best = int(np.nanargmax(reader.metric("embed", "rms")))
     decoded = str(tokenizer.decode([int(reader.token_ids()[best])]))
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "shown by id" not in markdown and "Top `rms`" in markdown
+    assert "shown by id" not in markdown and "Top <code>rms</code>" in markdown
     visible = decoded.replace("\n", "\\n").replace("\t", "\\t")
     if visible.strip(" ") != visible:
         visible = visible.replace(" ", "\u2423")
-    assert f"| 1 | `{visible.replace('|', chr(92) + '|')}` |" in markdown
+    assert f"| 1 | {markdown_code(visible)} |" in markdown
 
 
-def test_unknown_tail_metric_falls_back_with_a_note(tmp_path: Path) -> None:
+def test_unknown_tail_metric_is_an_error_naming_the_stores_metrics(tmp_path: Path) -> None:
     make_synthetic_store(tmp_path, n_batches=1, batch_size=1, seq_len=64)
     write_synthetic_fits(tmp_path)
-    result = runner.invoke(app, ["report", "--out", str(tmp_path), "--tail-metric", "nope"])
-    assert result.exit_code == 0, result.output
-    assert "tail metric 'nope' is not in the store; showing 'max_abs'" in (
-        tmp_path / "report.md"
-    ).read_text(encoding="utf-8")
+    result = runner.invoke(app, ["report", "--out", str(tmp_path), "--tail-metric", "foo"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "'foo' is not in the store" in message
+    assert "rms, max_abs, kurtosis" in message and "Traceback" not in result.output
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "report.md").exists()
+
+
+def test_the_default_tail_metric_falls_back_when_the_store_lacks_it() -> None:
+    assert choose_tail_metric("max_abs", ["rms", "gini"]) == "rms"
+    assert choose_tail_metric("gini", ["rms", "gini"]) == "gini"
+    with pytest.raises(ZipfstageError, match="it has: rms, gini"):
+        choose_tail_metric("foo", ["rms", "gini"])
 
 
 def _fit(p: float | None, comparisons: dict[str, tuple[float, float]] | None = None) -> FitRecord:
@@ -228,49 +243,106 @@ def test_verdict_rules() -> None:
     )
 
 
-CHROMIUM = shutil.which("chromium")
 SORT_PROBE = """<script>
 var table = document.getElementById("fit-table");
 table.querySelectorAll("th")[2].click();
 document.body.setAttribute("data-sorted", Array.from(table.tBodies[0].rows).map(
   function (r) { return r.cells[2].dataset.value; }).join(","));
 </script></body>"""
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed (Debian package `chromium`); CI does not install it",
-)
-def test_report_opens_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
-    page = tmp_path / "probe.html"
-    html = (report_dir / "report.html").read_text(encoding="utf-8")
-    page.write_text(html.replace("</body>", SORT_PROBE), encoding="utf-8")
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--dump-dom",
-        page.as_uri(),
-    ]
+def chromium() -> str:
+    """Debian's headless Chromium; CI (CI=true) installs it, so there a missing one fails."""
+    found = shutil.which("chromium")
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but `chromium` is missing: .ci/run installs Debian's chromium")
+        pytest.skip("Chromium is not installed (Debian package `chromium`)")
+    return found
+
+
+def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    command = [chromium(), *CHROMIUM_FLAGS, profile, "--enable-logging=stderr", "--v=0", *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "fit-table" in done.stdout and "data:image/png;base64," in done.stdout
     console_errors = [
         line
         for line in done.stderr.splitlines()
         if "CONSOLE" in line and ("Uncaught" in line or "Error" in line)
     ]
     assert not console_errors, console_errors
+    return done
+
+
+def test_report_opens_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "probe.html"
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    page.write_text(html.replace("</body>", SORT_PROBE), encoding="utf-8")
+    done = run_chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert "fit-table" in done.stdout and "data:image/png;base64," in done.stdout
     sorted_attr = re.search(r'data-sorted="([^"]*)"', done.stdout)
     assert sorted_attr is not None, "the sort script did not run"
     alphas = [float(v) for v in sorted_attr.group(1).split(",") if v]
     assert len(alphas) == 8 and alphas == sorted(alphas)
+
+
+def test_report_renders_its_figures_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    shot = tmp_path / "report.png"
+    run_chromium(
+        tmp_path,
+        f"--screenshot={shot}",
+        "--window-size=1400,4000",
+        (report_dir / "report.html").as_uri(),
+    )
+    # a blank 1400x4000 page compresses to a few kB; text alone to some tens of kB
+    assert shot.stat().st_size > 150_000
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (4000, 1400)
+    # the figures are the only large saturated areas (heatmap cells, data and fit lines)
+    saturation = pixels.max(axis=2) - pixels.min(axis=2)
+    assert (saturation > 0.3).mean() > 0.02
+    rows = np.flatnonzero((saturation > 0.3).mean(axis=1) > 0.3)
+    assert rows.size > 100, "no wide block of figure pixels: the dashboards did not render wide"
+
+
+def test_dashboards_span_the_page_and_the_summary_links_to_figures(report_dir: Path) -> None:
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    wide = re.findall(r"<figure id='fig-([^']+)' class='wide'>", html)
+    assert wide == ["alpha_dashboard", "slope_dashboard", "channel_heatmap"]
+    assert "<div class='figs wide'><figure id='fig-alpha_dashboard'" in html
+    assert "<figure id='fig-ccdf__embed__rms'><img" in html  # the CCDFs stay in the grid
+    summary = html[html.index("<section id='summary'>") : html.index("<section id='run'>")]
+    targets = re.findall(r"<a href='#([^']+)'>", summary)
+    assert targets and all(f"id='{target}'" in html for target in targets)
+    assert "fig-ccdf__embed__rms" in targets  # the heaviest plausible tail (p = 0.42)
+    text = re.sub(r"<[^>]+>", "", summary)
+    assert "Of 9 (point, metric) pairs, 8 have a power-law fit: 1 plausible" in text
+    assert "1 ruled out" in text and "6 untested" in text and "1 could not be fitted" in text
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "[figure](report_files/ccdf__embed__rms.png)" in markdown
+
+
+def test_a_missing_chromium_fails_in_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        chromium()

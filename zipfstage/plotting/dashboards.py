@@ -14,7 +14,7 @@ from zipfstage.records import CHANNEL_WISE, ChannelFits, FitRecord, FitTable, lo
 QUANTITIES = {
     "alpha": ("\u03b1 (power-law exponent)", "Power-law exponent \u03b1 by point and metric"),
     "slope": (
-        "OLS slope of log value vs log rank",
+        "OLS slope (log\u2013log)",
         "Rank\u2013frequency slope by point and metric",
     ),
 }
@@ -50,8 +50,11 @@ def dashboard_figure(
             values[i, -1] = float(np.median(numbers)) if numbers else np.nan
     labels = columns + (["channel_wise\n(median)"] if with_channels else [])
     bar_label, title = QUANTITIES[quantity]
+    crowded = len(labels) > 6  # narrower columns, slanted names: the report shows it page-wide
     with style.styled():
-        fig = style.new_figure((2.4 + 1.25 * len(labels), 1.5 + 0.42 * len(points)))
+        fig = style.new_figure(
+            (2.4 + (0.8 if crowded else 1.25) * len(labels), 1.5 + 0.42 * len(points))
+        )
         ax = fig.add_subplot()
         heatmap(
             ax,
@@ -62,6 +65,11 @@ def dashboard_figure(
             annotate=True,
             empty=empty,
         )
+        if crowded:
+            ax.tick_params(axis="x", labelrotation=35)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
+                label.set_rotation_mode("anchor")
         ax.set_title(title)
         ax.set_xlabel("metric")
         ax.set_ylabel("point (shallow → deep)")

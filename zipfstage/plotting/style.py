@@ -8,7 +8,7 @@ so drawing is headless whatever backend the caller chose, and this package never
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator
+from matplotlib.ticker import Formatter, LogLocator, MaxNLocator
 
 #: image formats a `--format` value stands for
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -137,11 +137,52 @@ def png_bytes(fig: Figure, dpi: int) -> bytes:
 
 
 def log_axes(ax: Axes, x: bool = True, y: bool = True) -> None:
-    """Log scales, minor ticks at 2 and 5 only: as readable, far cheaper to draw than 2..9."""
+    """Log scales whose tick labels never crowd: decades labelled, minor ticks at 2 and 5 only
+    (as readable, far cheaper to draw than 2..9), and on an axis spanning under a decade (gini,
+    entropy) a few short labels such as 0.45 and 0.5 instead of nine 4.75x10^-1."""
     for use, axis, set_scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
         if use:
             set_scale("log")
-            axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            axis.set_minor_locator(MinorLogLocator())
+            axis.set_minor_formatter(MinorLogFormatter())
+
+
+def decades_inside(low: float, high: float) -> int:
+    """How many powers of ten lie in [low, high] (the labelled major ticks of a log axis)."""
+    if low <= 0 or high < low:
+        return 0
+    return int(np.floor(np.log10(high) + 1e-12) - np.ceil(np.log10(low) - 1e-12) + 1)
+
+
+class MinorLogLocator(LogLocator):
+    """Minor ticks at 2 and 5 per decade; where those and the decades give fewer than three
+    ticks, at most `nbins` evenly spaced round values (matplotlib would fall back to ~9)."""
+
+    def __init__(self, nbins: int = 4) -> None:
+        super().__init__(subs=(2.0, 5.0))
+        self.nbins = nbins
+
+    def tick_values(self, vmin: float, vmax: float) -> Sequence[float]:
+        low, high = sorted((vmin, vmax))
+        if low <= 0:
+            return super().tick_values(vmin, vmax)
+        powers = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+        candidates = np.outer((1.0, 2.0, 5.0), 10.0**powers).ravel()
+        if np.count_nonzero((candidates >= low) & (candidates <= high)) >= 3:
+            return super().tick_values(vmin, vmax)
+        steps = [1, 2, 2.5, 5, 10]
+        linear = np.asarray(MaxNLocator(nbins=self.nbins, steps=steps).tick_values(low, high))
+        return [float(t) for t in linear if t > 0]
+
+
+class MinorLogFormatter(Formatter):
+    """Short minor-tick labels, shown only while fewer than two decades are labelled."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        low, high = sorted(self.axis.get_view_interval()) if self.axis else (0.0, 0.0)
+        if decades_inside(low, high) >= 2:
+            return ""
+        return f"{x:.3g}"
 
 
 def plot_data(ax: Axes, x: np.ndarray, y: np.ndarray, n: int) -> None:

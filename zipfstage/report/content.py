@@ -10,11 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from zipfstage.config import ReportSettings
+from zipfstage.errors import ZipfstageError
 from zipfstage.formatting import DASH
 from zipfstage.outliers.analysis import read_outliers
 from zipfstage.records import FitRecord, FitTable, lookup
 from zipfstage.report.figures import ReportFigure, report_figures
 from zipfstage.report.outliers_section import outlier_figures
+from zipfstage.report.summary import Finding, summarize
 from zipfstage.report.tokens import PointTail, tail_tokens
 from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
 from zipfstage.store.fits import read_fitted_store
@@ -40,6 +43,7 @@ class ReportContent:
     figures: list[ReportFigure]
     tail_metric: str
     tails: list[PointTail]
+    findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: outliers.json when current, else (None, why not): see zipfstage.outliers.read_outliers
     outliers: tuple[dict[str, Any] | None, str | None] = (None, None)
@@ -47,28 +51,25 @@ class ReportContent:
     def section(self, name: str) -> list[ReportFigure]:
         return [f for f in self.figures if f.section == name]
 
-    def counts(self) -> dict[str, int]:
-        kinds = [row.verdict.kind for row in self.rows]
-        return {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
-
 
 def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
     """Read the store and fits (never the model) into a ReportContent."""
     reader, table, channels = read_fitted_store(out_dir)
     notes = []
-    metric = tail_metric
-    if tail_metric not in reader.scalar_metrics:
-        metric = "max_abs" if "max_abs" in reader.scalar_metrics else reader.scalar_metrics[0]
+    metric = choose_tail_metric(tail_metric, reader.scalar_metrics)
+    if metric != tail_metric:
         notes.append(f"tail metric {tail_metric!r} is not in the store; showing {metric!r}")
     decoder = load_decoder(out_dir)
     if decoder is None and top_tokens > 0:
         notes.append("no tokenizer saved with this store: tokens are shown by id")
     outliers = read_outliers(out_dir)
+    rows = fit_rows(reader.points, reader.scalar_metrics, table)
+    tails = tail_tokens(reader, metric, top_tokens, decoder)
     return ReportContent(
         title=f"zipfstage report \u00b7 {reader.attributes.model_name}",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         run=run_description(reader),
-        rows=fit_rows(reader.points, reader.scalar_metrics, table),
+        rows=rows,
         channel_rows=[
             _row(depth, fit)
             for depth, point in enumerate(reader.points)
@@ -76,9 +77,21 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
         ],
         figures=report_figures(reader, table, channels) + outlier_figures(outliers[0]),
         tail_metric=metric,
-        tails=tail_tokens(reader, metric, top_tokens, decoder),
+        tails=tails,
+        findings=summarize([row.fit for row in rows], tails, metric),
         notes=notes,
         outliers=outliers,
+    )
+
+
+def choose_tail_metric(requested: str, metrics: list[str]) -> str:
+    """The requested metric; the default falls back quietly, any other unknown name is an error."""
+    if requested in metrics:
+        return requested
+    if requested == ReportSettings.model_fields["tail_metric"].default and metrics:
+        return metrics[0]
+    raise ZipfstageError(
+        f"--tail-metric {requested!r} is not in the store; it has: {', '.join(metrics)}"
     )
 
 

@@ -10,19 +10,24 @@ from zipfstage.plotting.dashboards import channel_heatmap_figure, dashboard_figu
 from zipfstage.plotting.multi_layer import multi_layer_figure
 from zipfstage.plotting.samples import SampleCache
 from zipfstage.records import CHANNEL_WISE, ChannelFits, FitTable, lookup
+from zipfstage.report import names
 from zipfstage.store.reader import StoreReader
 
 REPORT_DPI = 100
+#: wide figures are shown at the page's full width: drawn denser so they are not upscaled
+WIDE_DPI = 150
 
 
 @dataclass(frozen=True)
 class ReportFigure:
-    """One embedded image: `name` is also its file name next to report.md."""
+    """One embedded image: `name` is also its file name next to report.md; a `wide` one spans
+    the page (dashboards, heatmaps: their cells need the room)."""
 
     section: str
     name: str
     title: str
     png: bytes
+    wide: bool = False
 
 
 def report_figures(
@@ -30,25 +35,28 @@ def report_figures(
 ) -> list[ReportFigure]:
     """Dashboards, the per-channel heatmap, each metric's CCDFs by depth, each fit's CCDF."""
     points, metrics = reader.points, reader.metrics
+    wide_dpi = round(dpi * WIDE_DPI / REPORT_DPI)
     figures = [
         ReportFigure(
             "dashboards",
-            f"{q}_dashboard",
+            name,
             title,
-            style.png_bytes(dashboard_figure(q, points, metrics, table, channels), dpi),
+            style.png_bytes(dashboard_figure(q, points, metrics, table, channels), wide_dpi),
+            wide=True,
         )
-        for q, title in (
-            ("alpha", "Power-law exponent \u03b1"),
-            ("slope", "Rank\u2013frequency OLS slope"),
+        for q, name, title in (
+            ("alpha", names.ALPHA_DASHBOARD, "Power-law exponent \u03b1"),
+            ("slope", names.SLOPE_DASHBOARD, "Rank\u2013frequency OLS slope"),
         )
     ]
     if CHANNEL_WISE in metrics and any(channels.get(p) for p in points):
         figures.append(
             ReportFigure(
                 "dashboards",
-                "channel_heatmap",
+                names.CHANNEL_HEATMAP,
                 "Per-channel fits",
-                style.png_bytes(channel_heatmap_figure(points, channels), dpi),
+                style.png_bytes(channel_heatmap_figure(points, channels), wide_dpi),
+                wide=True,
             )
         )
     cache = SampleCache(reader, table)
@@ -57,7 +65,7 @@ def report_figures(
         figures.append(
             ReportFigure(
                 "depth",
-                f"multi_layer__{metric}",
+                names.depth_name(metric),
                 f"{metric}: CCDF by depth",
                 style.png_bytes(multi_layer_figure(metric, rows), dpi),
             )
@@ -65,6 +73,6 @@ def report_figures(
         for point, sample, fit in rows:
             png = style.png_bytes(ccdf_figure(sample, fit), dpi)
             title = f"{point} \u00b7 {metric}"
-            figures.append(ReportFigure("ccdf", f"ccdf__{point}__{metric}", title, png))
+            figures.append(ReportFigure("ccdf", names.ccdf_name(point, metric), title, png))
         cache.drop_metric(metric)
     return figures

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 from html import escape
+from urllib.parse import quote
 
 from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
 from zipfstage.records import ALTERNATIVE_LABELS, ALTERNATIVES, FitRecord
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
 from zipfstage.report.outliers_section import outliers_html
-from zipfstage.report.tokens import PointTail, show_token
+from zipfstage.report.summary import Finding
+from zipfstage.report.tokens import PointTail, TokenGroup, show_positions, show_token
 from zipfstage.report.verdict import EXPLANATION, comparison_verdict
 
 CSS = """
@@ -27,21 +29,29 @@ table { border-collapse: collapse; width: 100%; font-size: 13.5px; margin: 10px 
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
          vertical-align: top; }
 th { background: #eef1f5; position: sticky; top: 0; }
-table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th::after { content: " \\2195"; color: #9aa5b1; }
 table.sortable th[data-order="asc"]::after { content: " \\2191"; color: var(--ink); }
 table.sortable th[data-order="desc"]::after { content: " \\2193"; color: var(--ink); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .run th { width: 190px; position: static; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+td.verdict { min-width: 12em; }
 .badge { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 12.5px; }
 .plausible, .power-law { background: #dff3e4; color: #1b5e2b; }
 .ruled-out, .alternative { background: #fbe1e1; color: #8a1c1c; }
 .untested, .inconclusive { background: #eceff3; color: #4a5562; }
 .failed { background: #fff1d6; color: #7a4b00; }
+.not-fitted { background: #f3f0f7; color: #5a4a6e; }
 .figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 18px; }
-figure { margin: 0; } img { max-width: 100%; height: auto; border: 1px solid var(--line); }
-.tails { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 18px; }
+.figs.wide { grid-template-columns: 1fr; }
+figure { margin: 0; min-width: 0; }
+img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure.wide img { width: 100%; }
+.summary { background: #f4f7fb; border-left: 4px solid var(--accent); padding: 8px 18px; }
+.summary li { margin: 4px 0; }
+.tails { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 18px; }
+.tails > div { min-width: 0; }
 code { background: #f1f3f6; padding: 0 4px; border-radius: 3px; white-space: pre; }
 details > summary { cursor: pointer; color: var(--accent); margin: 8px 0; }
 """
@@ -88,9 +98,10 @@ FIT_COLUMNS = [
 def render_html(content: ReportContent) -> str:
     sections = [
         _header(content),
+        _section("summary", "Summary", _summary(content.findings)),
         _section("run", "The run", _run_table(content)),
         _section("fits", "Fits", _fits(content)),
-        _section("dashboards", "Dashboards", _figures(content.section("dashboards"))),
+        _section("dashboards", "Dashboards", _figures(content.section("dashboards"), wide=True)),
         _section(
             "depth",
             "CCDFs by depth",
@@ -122,12 +133,11 @@ def render_html(content: ReportContent) -> str:
 
 
 def _header(content: ReportContent) -> str:
-    counts = content.counts()
-    summary = ", ".join(f"{n} {kind.replace('-', ' ')}" for kind, n in counts.items())
     notes = "".join(f"<p class='note'>Note: {escape(n)}</p>" for n in content.notes)
     links = "".join(
         f"<a href='#{key}'>{label}</a>"
         for key, label in (
+            ("summary", "Summary"),
             ("run", "Run"),
             ("fits", "Fits"),
             ("dashboards", "Dashboards"),
@@ -139,8 +149,30 @@ def _header(content: ReportContent) -> str:
     )
     return (
         f"<h1>{escape(content.title)}</h1>\n<p class='sub'>Generated {content.generated} "
-        f"\u00b7 {len(content.rows)} fits: {escape(summary)}</p>\n<nav>{links}</nav>\n{notes}"
+        f"\u00b7 {len(content.rows)} (point, metric) pairs</p>\n<nav>{links}</nav>\n{notes}"
     )
+
+
+def figure_id(name: str) -> str:
+    """A figure's anchor: safe in an attribute and in a fragment, whatever the name holds."""
+    return "fig-" + quote(name, safe="")
+
+
+def _summary(findings: list[Finding]) -> str:
+    """One sentence per finding, each linking to its figure (or its section)."""
+    if not findings:
+        return "<p class='note'>Nothing fitted yet.</p>"
+    items = "".join(
+        f"<li>{escape(f.text)} <a href='#{_target(f)}'>{'figure' if f.figure else 'table'}</a></li>"
+        for f in findings
+    )
+    return f"<ul class='summary'>{items}</ul>"
+
+
+def _target(finding: Finding) -> str:
+    if finding.figure:
+        return figure_id(finding.figure)
+    return quote(finding.section or "summary", safe="")
 
 
 def _section(key: str, title: str, body: str) -> str:
@@ -184,8 +216,8 @@ def _fit_cells(row: FitRow, metric_label: str) -> str:
         + _num(fit.slope, digits=3)
         + _num(fit.r2, digits=3)
         + _num(fit.p_value, fmt_p_value(fit.p_value, fit.n_failed))
-        + f"<td>{_badge(row.verdict.text, row.verdict.kind)}</td>"
-        + f"<td>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
+        + f"<td class='verdict'>{_badge(row.verdict.text, row.verdict.kind)}</td>"
+        + f"<td class='verdict'>{_badge(row.alternatives.text, row.alternatives.kind)}</td>"
     )
 
 
@@ -249,15 +281,22 @@ def _comparison_table(rows: list[FitRow]) -> str:
     )
 
 
-def _figures(figures: list[ReportFigure]) -> str:
+def _figures(figures: list[ReportFigure], wide: bool = False) -> str:
     if not figures:
         return "<p class='note'>No figures.</p>"
-    items = "".join(
-        f"<figure><img alt='{escape(f.title)}' src='data:image/png;base64,"
-        f"{base64.b64encode(f.png).decode()}'><figcaption>{escape(f.title)}</figcaption></figure>"
-        for f in figures
+    grid = "figs wide" if wide else "figs"
+    return f"<div class='{grid}'>{''.join(_figure(f) for f in figures)}</div>"
+
+
+def _figure(figure: ReportFigure) -> str:
+    """One embedded PNG with its anchor; a wide figure takes the page's full width."""
+    kind = " class='wide'" if figure.wide else ""
+    data = base64.b64encode(figure.png).decode()
+    title = escape(figure.title)
+    return (
+        f"<figure id='{figure_id(figure.name)}'{kind}><img alt='{title}' "
+        f"src='data:image/png;base64,{data}'><figcaption>{title}</figcaption></figure>"
     )
-    return f"<div class='figs'>{items}</div>"
 
 
 def _tails(content: ReportContent) -> str:
@@ -265,9 +304,11 @@ def _tails(content: ReportContent) -> str:
         return "<p class='note'>Tail tokens not requested (--top-tokens 0).</p>"
     intro = (
         f"<p>For each point, the {len(content.tails[0].tokens)} tokens with the largest "
-        f"<code>{escape(content.tail_metric)}</code>: their text, their position in the "
-        "sequence (0 = first), and the value. A tail made of first-position or delimiter "
-        "tokens says more about attention sinks than about the typical token.</p>"
+        f"<code>{escape(content.tail_metric)}</code>, grouped by token: how many of them it is, "
+        "its largest value, the positions it sits at (0 = first) and its share of the tail; "
+        "then the same without position 0, so a tail made of the first token still shows what "
+        "comes next. A tail made of first-position or delimiter tokens says more about "
+        "attention sinks than about the typical token.</p>"
     )
     return intro + "<div class='tails'>" + "".join(_tail_card(t) for t in content.tails) + "</div>"
 
@@ -280,7 +321,27 @@ def _tail_card(tail: PointTail) -> str:
         for t in tail.tokens
     )
     return (
-        f"<div><h3>{escape(tail.point)}</h3><p class='note'>{escape(tail.summary)}</p>"
+        f"<div id='tail-{quote(tail.point, safe='')}'><h3>{escape(tail.point)}</h3>"
+        f"<p class='note'>{escape(tail.summary)}</p>"
+        f"<h4>By token, every position</h4>{_group_table(tail.groups)}"
+        f"<h4>By token, without position 0</h4>{_group_table(tail.groups_after_first)}"
+        f"<details><summary>The top {len(tail.tokens)} values one by one</summary>"
         "<table><thead><tr><th>#</th><th>token</th><th>id</th><th>position</th>"
-        f"<th>value</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        f"<th>value</th></tr></thead><tbody>{rows}</tbody></table></details></div>"
+    )
+
+
+def _group_table(groups: list[TokenGroup]) -> str:
+    if not groups:
+        return "<p class='note'>No finite values.</p>"
+    rows = "".join(
+        f"<tr><td><code>{escape(show_token(g))}</code></td><td class='num'>{g.token_id}</td>"
+        f"<td class='num'>{g.count}</td><td class='num'>{escape(fmt_number(g.max_value, 4))}</td>"
+        f"<td>{escape(show_positions(g.positions))}</td><td class='num'>{g.share:.0%}</td></tr>"
+        for g in groups
+    )
+    return (
+        "<table class='groups'><thead><tr><th>token</th><th>id</th><th>count</th>"
+        "<th>max value</th><th>positions</th><th>share</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
     )

@@ -8,7 +8,6 @@ Markdown written as HTML entities (no code spans, which a backtick in the text w
 from __future__ import annotations
 
 import base64
-import re
 from collections import Counter
 from html import escape
 from typing import Any
@@ -18,15 +17,13 @@ from zipfstage.plotting import style
 from zipfstage.plotting.hill_tail import hill_tail_figure
 from zipfstage.plotting.massive import massive_figure
 from zipfstage.plotting.outlier_channels import outlier_channels_figure
+from zipfstage.report.escape import markdown_text
 from zipfstage.report.figures import REPORT_DPI, ReportFigure
 from zipfstage.report.tokens import TailToken, show_token
 
 SECTION = "outliers"
 #: persistent channels listed per point in the report (outliers.json keeps `top_channels`)
 REPORT_CHANNELS = 5
-_MARKDOWN_ENTITIES = {c: f"&#{ord(c)};" for c in "`|\\*[]~"}
-#: an underscore between letters or digits never starts emphasis (CommonMark): layer_2 stays
-_LOOSE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 INTRO = (
     "Which hidden channels make the heavy tail. Massive activations (Sun et al. 2024): the "
     "largest |h| over all tokens and channels is above {sun_abs:g} and at least {sun_ratio:g} "
@@ -62,12 +59,6 @@ def token_text(token: dict[str, Any]) -> str:
     note = {"first": "first position", "delimiter": "delimiter"}.get(str(kind), "")
     where = f"position {token.get('position')}" + (f", {note}" if note else "")
     return f"\u201c{shown}\u201d ({where})"
-
-
-def md_escape(text: str) -> str:
-    """Untrusted text for a Markdown table cell: HTML-escaped, Markdown syntax as entities."""
-    escaped = "".join(_MARKDOWN_ENTITIES.get(c, c) for c in escape(text, quote=True))
-    return _LOOSE_UNDERSCORE.sub("&#95;", escaped).replace("\n", " ")
 
 
 def outlier_rows(outliers: dict[str, Any]) -> dict[str, list[list[str]]]:
@@ -259,18 +250,18 @@ def outliers_markdown(
     """The section for report.md (figures are the PNGs the report writes into `assets`)."""
     lines = ["", "## Outlier channels", ""]
     if not outliers:
-        return [*lines, md_escape(note or _MISSING)]
-    lines += [md_escape(_intro(outliers)), "", f"**{md_escape(summary(outliers))}**", ""]
+        return [*lines, markdown_text(note or _MISSING)]
+    lines += [markdown_text(_intro(outliers)), "", f"**{markdown_text(summary(outliers))}**", ""]
     for key, rows in outlier_rows(outliers).items():
         lines += [f"### {TITLES[key]}", ""]
         if not rows:
             lines += [EMPTY[key], ""]
             continue
-        lines.append("| " + " | ".join(md_escape(h) for h in HEADERS[key]) + " |")
+        lines.append("| " + " | ".join(markdown_text(h) for h in HEADERS[key]) + " |")
         lines.append("|" + "---|" * len(HEADERS[key]))
-        lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+        lines += ["| " + " | ".join(markdown_text(c) for c in row) + " |" for row in rows]
         lines.append("")
-    return lines + [f"![{md_escape(f.title)}]({assets}/{f.name}.png)" for f in figures]
+    return lines + [f"![{markdown_text(f.title)}]({assets}/{f.name}.png)" for f in figures]
 
 
 _MISSING = (

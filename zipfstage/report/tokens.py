@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -21,10 +22,34 @@ class TailToken:
 
 
 @dataclass(frozen=True)
+class TokenGroup:
+    """One token's share of a tail: how often it is there, its largest value, where it sits."""
+
+    token_id: int
+    text: str | None
+    count: int
+    max_value: float
+    positions: tuple[int, ...]
+    share: float
+
+
+@dataclass(frozen=True)
 class PointTail:
+    """The top-k tokens of one point, and the same tail grouped by token: over every position,
+    and without position 0, so a tail made of the first token still shows what comes next."""
+
     point: str
     tokens: list[TailToken]
     summary: str
+    groups: list[TokenGroup]
+    groups_after_first: list[TokenGroup]
+
+
+class _Shown(Protocol):
+    @property
+    def token_id(self) -> int: ...
+    @property
+    def text(self) -> str | None: ...
 
 
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:
@@ -49,22 +74,55 @@ def tail_tokens(
     tails = []
     for point in reader.points:
         values = reader.metric(point, metric)
-        rows = top_indices(values, k)
-        tokens = [
-            TailToken(
-                rank=rank,
-                token_id=int(ids[row]),
-                text=decoder(int(ids[row])) if decoder else None,
-                position=int(positions[row]),
-                value=float(values[row]),
+        tokens = _top_tokens(values, ids, positions, k, decoder)
+        later = _top_tokens(np.where(positions == 0, np.nan, values), ids, positions, k, decoder)
+        tails.append(
+            PointTail(
+                point,
+                tokens,
+                _summary(tokens, first_share),
+                group_tokens(tokens),
+                group_tokens(later),
             )
-            for rank, row in enumerate(rows, start=1)
-        ]
-        tails.append(PointTail(point, tokens, _summary(tokens, first_share)))
+        )
     return tails
 
 
-def show_token(token: TailToken) -> str:
+def _top_tokens(
+    values: np.ndarray, ids: np.ndarray, positions: np.ndarray, k: int, decoder: Decoder | None
+) -> list[TailToken]:
+    return [
+        TailToken(
+            rank=rank,
+            token_id=int(ids[row]),
+            text=decoder(int(ids[row])) if decoder else None,
+            position=int(positions[row]),
+            value=float(values[row]),
+        )
+        for rank, row in enumerate(top_indices(values, k), start=1)
+    ]
+
+
+def group_tokens(tokens: list[TailToken]) -> list[TokenGroup]:
+    """The tail by token id: most frequent first, then the largest value first."""
+    by_id: dict[int, list[TailToken]] = {}
+    for token in tokens:
+        by_id.setdefault(token.token_id, []).append(token)
+    groups = [
+        TokenGroup(
+            token_id=token_id,
+            text=members[0].text,
+            count=len(members),
+            max_value=max(t.value for t in members),
+            positions=tuple(sorted({t.position for t in members})),
+            share=len(members) / len(tokens),
+        )
+        for token_id, members in by_id.items()
+    ]
+    return sorted(groups, key=lambda g: (-g.count, -g.max_value, g.token_id))
+
+
+def show_token(token: _Shown) -> str:
     """Readable token text: whitespace made visible, or the id when there is no tokenizer."""
     if token.text is None:
         return f"id {token.token_id}"
@@ -73,6 +131,12 @@ def show_token(token: TailToken) -> str:
     if text.strip(" ") != text:
         text = text.replace(" ", "\u2423")
     return text if text else "(empty)"
+
+
+def show_positions(positions: tuple[int, ...], limit: int = 6) -> str:
+    """'0, 3, 17' or '0, 3, 17, 20, 31, 40 and 5 more'."""
+    shown = ", ".join(str(p) for p in positions[:limit])
+    return shown + (f" and {len(positions) - limit} more" if len(positions) > limit else "")
 
 
 def _summary(tokens: list[TailToken], first_share: float) -> str:

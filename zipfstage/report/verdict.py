@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zipfstage.formatting import fmt_number
-from zipfstage.records import ALTERNATIVE_LABELS, Comparison, FitRecord
+from zipfstage.records import ALTERNATIVE_LABELS, STATUS_MISSING, Comparison, FitRecord
 
 #: Clauset, Shalizi & Newman (2009): the power law is ruled out when the bootstrap p < 0.1
 P_PLAUSIBLE = 0.1
@@ -36,6 +36,9 @@ class Verdict:
 
 
 def clauset_verdict(fit: FitRecord) -> Verdict:
+    """Kinds: plausible, ruled-out, untested (no bootstrap), failed (no fit), not-fitted."""
+    if fit.status == STATUS_MISSING:
+        return Verdict("not fitted (run zipfstage fit)", "not-fitted")
     if not fit.ok:
         return Verdict(f"no fit: {fit.why_not}", "failed")
     if fit.p_value is None:
