@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from zipfstage.commands import collect, config_cmd, demo, fit, plot, report
+from zipfstage.commands import collect, compare, config_cmd, demo, fit, plot, report
 
 app = typer.Typer(
     name="zipfstage",
@@ -22,6 +22,7 @@ app.command("plot")(plot.plot_command)
 app.command("report")(report.report_command)
 app.command("config")(config_cmd.config_command)
 app.command("demo")(demo.demo_command)
+app.command("compare")(compare.compare_command)
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""compare.md: the comparison's tables and figure links, every untrusted string made inert."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from zipfstage.compare.content import CompareContent, SavedFigure
+from zipfstage.compare.rows import (
+    EXPLAIN_DEPTH,
+    EXPLAIN_PAPER,
+    EXPLAIN_VERDICTS,
+    Table,
+    paper_table,
+    runs_table,
+    verdict_table,
+)
+
+_MARKDOWN_SPECIALS = "\\`*_[]|#!"
+
+
+def md_text(text: str) -> str:
+    """Plain text in Markdown: HTML escaped, Markdown syntax backslash-escaped, one line."""
+    text = escape(" ".join(str(text).split()), quote=False)
+    return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
+
+
+def render_markdown(content: CompareContent, out_dir: Path) -> str:
+    lines = [f"# {md_text(content.title)}", "", f"Generated {content.generated}.", ""]
+    lines += [f"> Note: {md_text(note)}" for note in content.notes]
+    lines += ["", "## The runs", "", *_table(runs_table(content))]
+    lines += ["", "## Power law plausible, by run and metric", "", EXPLAIN_VERDICTS, ""]
+    lines += _table(verdict_table(content))
+    lines += ["", "## \u03b1 by relative depth", "", EXPLAIN_DEPTH, ""]
+    lines += _images(content.section("alpha_by_depth"), out_dir)
+    lines += ["", "## CCDFs at matching depth", ""]
+    lines += _images(content.section("ccdf_overlay"), out_dir)
+    lines += ["", "## Massive activations", ""]
+    if content.paper:
+        lines += [EXPLAIN_PAPER, "", *_table(paper_table(content)), ""]
+        lines += _images(content.section("massive_by_depth"), out_dir)
+    else:
+        lines.append("No run has an outlier analysis (outliers.json).")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _table(table: Table) -> list[str]:
+    head, rows = table
+    out = ["| " + " | ".join(md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in rows]
+    return out
+
+
+def _images(figures: list[SavedFigure], out_dir: Path) -> list[str]:
+    return [
+        f"![{md_text(f.embedded.title)}]({f.files[0].relative_to(out_dir).as_posix()})"
+        for f in figures
+        if f.files
+    ] or ["No figures."]
