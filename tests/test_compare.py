@@ -45,6 +45,17 @@ def synthetic_run(
     return out
 
 
+def rename_point(out: Path, old: str, new: str) -> None:
+    """Turn a synthetic point into a sub-layer site (`layer_4.mlp_act`): folders and attributes."""
+    store = out / "store.zarr"
+    for group in ("metrics", "fits"):
+        if (store / group / old).exists():
+            (store / group / old).rename(store / group / new)
+    info = open_store(out).info
+    points = [new if p == old else p for p in info["points"]]
+    update_attributes(store, {"points": points})
+
+
 def write_outliers(out: Path, n_layers: int, peaks: dict[str, float]) -> None:
     """An outliers.json by hand, following OUTLIERS_CONTRACT.md (only what compare reads)."""
     points = {}

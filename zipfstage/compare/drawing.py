@@ -39,9 +39,9 @@ def draw_all(
 ) -> None:
     def keep(figure: Figure, relative: str, title: str) -> None:
         files = save_figure(figure, plots / relative, exts, dpi)
-        embedded = ReportFigure(
-            relative.split("/")[0], relative, title, png_bytes(figure, EMBED_DPI)
-        )
+        png = next((f.read_bytes() for f in files if f.suffix == ".png"), None)
+        png = png or png_bytes(figure, EMBED_DPI)  # drawn once more only without a png on disk
+        embedded = ReportFigure(relative.split("/")[0], relative, title, png)
         content.figures.append(SavedFigure(relative, files, embedded))
         tick()
 

@@ -17,6 +17,7 @@ from zipfstage.compare.depth import RESID_POST, PointPlace
 from zipfstage.compare.outliers import Massive
 from zipfstage.compare.sources import (
     Fit,
+    Margins,
     SortedSample,
     fmt_fixed,
     log_axes,
@@ -29,6 +30,8 @@ RUN_COLORS = ("#1f3b73", "#d1495b", "#2a9d8f", "#edae49", "#7b2cbf", "#6c757d", 
 #: Clauset's verdict as a marker: filled = plausible, cross = ruled out, hollow = not tested
 VERDICT_MARKERS = {"plausible": ("o", True), "ruled-out": ("X", True), "untested": ("o", False)}
 VERDICT_NAMES = {"plausible": "plausible (p \u2265 0.1)", "ruled-out": "ruled out (p < 0.1)"}
+AXES_HEIGHT = 3.4
+LEGEND_LINE = 0.2
 DEPTH_LABEL = "relative depth (layer / (n_layers \u2212 1); embed = 0)"
 
 
@@ -69,15 +72,20 @@ def _sites(streams: list[list[str]]) -> list[str]:
     return sorted(found, key=lambda s: (s != RESID_POST, s))
 
 
-def _panel_size(n_panels: int) -> tuple[float, float]:
-    return (min(4.2 + 3.6 * n_panels, 19.0), 4.6)
+def _framed(n_panels: int, legend_lines: int, width: float | None = None) -> Figure:
+    """A figure with fixed margins (constrained layout would cost as much as drawing): room on
+    top for the titles, below for the axis label and a legend of `legend_lines` lines."""
+    width = width or min(4.2 + 3.6 * n_panels, 19.0)
+    bottom = 0.75 + LEGEND_LINE * legend_lines
+    top = 0.75 if n_panels > 1 else 0.5
+    return new_figure((width, AXES_HEIGHT + bottom + top), Margins(bottom=bottom, top=top))
 
 
 def alpha_by_depth_figure(metric: str, runs: list[tuple[str, list[AlphaPoint]]]) -> Figure:
     """alpha (with its CI) by relative depth, one line per run, markers by Clauset's verdict."""
     with styled():
         sites = _sites([[a.place.stream for a in pts] for _, pts in runs]) or [RESID_POST]
-        fig = new_figure(_panel_size(len(sites)))
+        fig = _framed(len(sites), max(len(runs), len(VERDICT_MARKERS)))
         axes = _site_axes(fig, sites)
         axes[0].set_ylabel("\u03b1 (power-law exponent)")
         fig.suptitle(f"\u03b1 by relative depth \u00b7 {metric}", fontweight="bold")
@@ -115,19 +123,22 @@ def _legend(fig: Figure, labels: list[str], verdicts: bool = False, styles: bool
             keys.append(Line2D([], [], marker=marker, ls="none", mfc=face, mec="#444444", ms=7))
             names.append(VERDICT_NAMES.get(kind, "not tested (no bootstrap)"))
     if styles:
-        keys += [Line2D([], [], color="#444444", lw=1.8), Line2D([], [], color="#444444", ls="--")]
+        keys += [
+            Line2D([], [], color="#444444", lw=1.8, marker="o", ms=4),
+            Line2D([], [], color="#444444", ls="--", marker="s", ms=3.5, mfc="white"),
+        ]
         names += ["top-1 |h|", "median |h|"]
     rows = max(len(runs), len(keys))
     blank = Line2D([], [], lw=0)
     handles = runs + [blank] * (rows - len(runs)) + keys + [blank] * (rows - len(keys))
     texts = labels + [""] * (rows - len(runs)) + names + [""] * (rows - len(keys))
-    fig.legend(handles, texts, loc="outside lower center", ncols=2 if keys else 1)
+    fig.legend(handles, texts, loc="lower center", ncols=2 if keys else 1, borderaxespad=0.3)
 
 
 def ccdf_overlay_figure(metric: str, which: str, curves: list[tuple[int, Overlay]]) -> Figure:
     """The runs' CCDFs near one relative depth, each divided by its median so shapes compare."""
     with styled():
-        fig = new_figure((8.2, 5.6))
+        fig = _framed(1, 2 * ((len(curves) + 1) // 2) + 1, width=8.2)
         ax = fig.add_subplot()
         log_axes(ax)
         ax.set_xlabel(f"{metric_label(metric)} \u00f7 its median")
@@ -143,7 +154,8 @@ def ccdf_overlay_figure(metric: str, which: str, curves: list[tuple[int, Overlay
                 (index, f"{curve.label}\n{curve.point} (depth {curve.depth:.2f}), {alpha}")
             )
         handles = [Line2D([], [], color=run_color(i), lw=2) for i, _ in labels]
-        fig.legend(handles, [text for _, text in labels], loc="outside lower center", ncols=2)
+        texts = [text for _, text in labels]
+        fig.legend(handles, texts, loc="lower center", ncols=2, borderaxespad=0.3)
     return fig
 
 
@@ -151,7 +163,7 @@ def massive_by_depth_figure(runs: list[tuple[int, str, list[Massive]]]) -> Figur
     """Top-1 |h| (solid) and the median |h| (dashed) against relative depth, per run, log y."""
     with styled():
         sites = _sites([[_stream(m) for m in rows] for _, _, rows in runs]) or [RESID_POST]
-        fig = new_figure(_panel_size(len(sites)))
+        fig = _framed(len(sites), max(len(runs), 2))
         axes = _site_axes(fig, sites)
         axes[0].set_ylabel("|activation| (log scale)")
         fig.suptitle("Massive activations by relative depth", fontweight="bold")
@@ -164,7 +176,9 @@ def massive_by_depth_figure(runs: list[tuple[int, str, list[Massive]]]) -> Figur
                 ax.plot(depth, [m.top[0] for m in mine], color=run_color(index), marker="o", ms=4)
                 medians = [(m.depth, m.median) for m in mine if m.median and m.median > 0]
                 if medians:
-                    ax.plot(*zip(*medians, strict=True), color=run_color(index), ls="--", lw=1.2)
+                    x, y = zip(*medians, strict=True)
+                    color = run_color(index)
+                    ax.plot(x, y, color=color, ls="--", lw=1.2, marker="s", ms=3.5, mfc="white")
         _legend(fig, [label for _, label, _ in runs], styles=True)
     return fig
 

@@ -52,8 +52,9 @@ def _table(table: Table) -> list[str]:
 
 
 def _images(figures: list[SavedFigure], out_dir: Path) -> list[str]:
-    return [
-        f"![{md_text(f.embedded.title)}]({f.files[0].relative_to(out_dir).as_posix()})"
-        for f in figures
-        if f.files
-    ] or ["No figures."]
+    lines = []
+    for figure in figures:
+        if figure.files:
+            link = figure.files[0].relative_to(out_dir).as_posix()
+            lines += [f"![{md_text(figure.embedded.title)}]({link})", ""]
+    return lines or ["No figures."]
