@@ -393,3 +393,48 @@ def test_compare_demo_runs_two_corpora_and_two_dtypes(
         f"{name} \u00b7 pydoc \u00b7 bfloat16",
     ]
     assert (out / "compare" / "compare.html").is_file()
+
+
+def test_sub_layer_sites_compare_site_with_site(tmp_path: Path) -> None:
+    a = synthetic_run(tmp_path / "a", ("embed", "layer_1", "layer_3", "layer_2"), 4, "m-a")
+    rename_point(a, "layer_2", "layer_1.mlp_act")
+    b = synthetic_run(tmp_path / "b", ("embed", "layer_3", "layer_7", "layer_6"), 8, "m-b")
+    rename_point(b, "layer_6", "layer_7.mlp_act")
+    run_compare([a, b], tmp_path / "out", metrics=["rms"], dpi=30)
+    data = json.loads((tmp_path / "out" / "compare.json").read_text())
+    placed = {
+        label: {e["point"]: (e["site"], e["depth"]) for e in entries}
+        for label, entries in data["alpha"]["rms"].items()
+    }
+    assert placed["m-a"]["layer_1.mlp_act"] == ("mlp_act", pytest.approx(1 / 3))
+    assert placed["m-b"]["layer_7.mlp_act"] == ("mlp_act", 1.0)
+    assert placed["m-b"]["layer_3"] == ("resid_post", pytest.approx(3 / 7))
+    # the overlays compare the residual stream only, never a sub-layer site at the same depth
+    assert data["ccdf_overlay_points"]["rms"]["last"] == {"m-a": "layer_3", "m-b": "layer_7"}
+
+
+def test_outliers_reader_keeps_only_the_contract_it_needs(tmp_path: Path) -> None:
+    from zipfstage.compare.outliers import read_outliers
+
+    assert read_outliers(tmp_path, 4) == (None, None)  # no file: no rows, no note
+    (tmp_path / "outliers.json").write_text("{not json")
+    outliers, why = read_outliers(tmp_path, 4)
+    assert outliers is None and why is not None and "outliers.json" in why
+    (tmp_path / "outliers.json").write_text(
+        json.dumps(
+            {
+                "points": {
+                    "layer_2": {"massive": {"top": [500.0, None, float("nan")], "ratio": 10}},
+                    "layer_1.mlp_out": {"layer": 1, "site": "mlp_out", "massive": {"top": [7]}},
+                    "embed": {"width": 3},
+                }
+            }
+        )
+    )
+    outliers, why = read_outliers(tmp_path, 5)
+    assert why is None and outliers is not None
+    rows = {m.point: m for m in outliers.points}
+    assert set(rows) == {"layer_2", "layer_1.mlp_out"}
+    assert rows["layer_2"].top == (500.0,) and rows["layer_2"].depth == 0.5
+    assert rows["layer_2"].median is None and rows["layer_2"].criterion is None
+    assert rows["layer_1.mlp_out"].site == "mlp_out" and rows["layer_1.mlp_out"].depth == 0.25

@@ -99,6 +99,9 @@ def load_run(run_dir: Path) -> Run:
     outliers, why = read_outliers(run_dir, n_layers)
     if why:
         notes.append(why)
+    ids = {str(reader.info.get(k)) for k in ("store_id", "generation", "config_hash")}
+    if outliers is not None and outliers.store_id is not None and outliers.store_id not in ids:
+        notes.append(f"{run_dir}: outliers.json names store {outliers.store_id!r}; it may be stale")
     return Run(run_dir, reader, table, places, outliers, notes)
 
 
