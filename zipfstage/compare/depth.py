@@ -60,4 +60,5 @@ def nearest(places: list[PointPlace], target: float) -> PointPlace | None:
     stream = [p for p in places if p.stream == RESID_POST]
     if not stream:
         return None
-    return min(stream, key=lambda p: (abs(p.depth - target), p.depth))
+    # rounded, so that depths equally far on paper (17/35 and 18/35 from 0.5) tie exactly
+    return min(stream, key=lambda p: (round(abs(p.depth - target), 9), p.depth))

@@ -7,6 +7,7 @@ ever drawn against the same site of another run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -23,6 +24,7 @@ from zipfstage.compare.sources import (
     log_axes,
     metric_label,
     new_figure,
+    note,
     styled,
 )
 
@@ -32,6 +34,7 @@ VERDICT_MARKERS = {"plausible": ("o", True), "ruled-out": ("X", True), "untested
 VERDICT_NAMES = {"plausible": "plausible (p \u2265 0.1)", "ruled-out": "ruled out (p < 0.1)"}
 AXES_HEIGHT = 3.4
 LEGEND_LINE = 0.2
+XLABEL_ROOM = 0.6
 DEPTH_LABEL = "relative depth (layer / (n_layers \u2212 1); embed = 0)"
 
 
@@ -65,6 +68,13 @@ def _site_axes(fig: Figure, sites: list[str], sharey: bool = True) -> list[Axes]
         if len(sites) > 1:
             ax.set_title(site, fontsize=10.5, fontweight="normal")
     return list(axes)
+
+
+def _below_axes(fig: Figure) -> dict[str, Any]:
+    """Legend placement: hanging just under the x-axis label, centred."""
+    height = fig.get_figheight()
+    top = fig.subplotpars.bottom - XLABEL_ROOM / height
+    return {"loc": "upper center", "bbox_to_anchor": (0.5, top), "borderaxespad": 0.0}
 
 
 def _sites(streams: list[list[str]]) -> list[str]:
@@ -132,13 +142,13 @@ def _legend(fig: Figure, labels: list[str], verdicts: bool = False, styles: bool
     blank = Line2D([], [], lw=0)
     handles = runs + [blank] * (rows - len(runs)) + keys + [blank] * (rows - len(keys))
     texts = labels + [""] * (rows - len(runs)) + names + [""] * (rows - len(keys))
-    fig.legend(handles, texts, loc="lower center", ncols=2 if keys else 1, borderaxespad=0.3)
+    fig.legend(handles, texts, ncols=2 if keys else 1, **_below_axes(fig))
 
 
 def ccdf_overlay_figure(metric: str, which: str, curves: list[tuple[int, Overlay]]) -> Figure:
     """The runs' CCDFs near one relative depth, each divided by its median so shapes compare."""
     with styled():
-        fig = _framed(1, 2 * ((len(curves) + 1) // 2) + 1, width=8.2)
+        fig = _framed(1, 2 * ((len(curves) + 1) // 2), width=8.2)
         ax = fig.add_subplot()
         log_axes(ax)
         ax.set_xlabel(f"{metric_label(metric)} \u00f7 its median")
@@ -153,9 +163,11 @@ def ccdf_overlay_figure(metric: str, which: str, curves: list[tuple[int, Overlay
             labels.append(
                 (index, f"{curve.label}\n{curve.point} (depth {curve.depth:.2f}), {alpha}")
             )
+        if not labels:
+            note(ax, "no positive finite values to draw at this depth")
         handles = [Line2D([], [], color=run_color(i), lw=2) for i, _ in labels]
         texts = [text for _, text in labels]
-        fig.legend(handles, texts, loc="lower center", ncols=2, borderaxespad=0.3)
+        fig.legend(handles, texts, ncols=2, **_below_axes(fig))
     return fig
 
 

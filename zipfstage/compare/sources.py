@@ -7,6 +7,7 @@ below change.
 
 from __future__ import annotations
 
+from zipfstage.plotting.annotate import note
 from zipfstage.plotting.data import SampleCache, metric_label
 from zipfstage.plotting.records import Fit, FitTable, lookup, parse_records
 from zipfstage.plotting.style import (
@@ -53,6 +54,7 @@ __all__ = [
     "lookup",
     "metric_label",
     "new_figure",
+    "note",
     "open_store",
     "parse_records",
     "png_bytes",
