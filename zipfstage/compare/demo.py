@@ -22,6 +22,8 @@ DEMO_RUNS = {
     "pydoc-bfloat16": {"data": "pydoc", "dtype": "bfloat16"},
 }
 DEMO_COLLECT = {"model": "demo", "points": ["embed", "middle", "last"]}
+#: bootstrap replicates when none are asked for: without p-values the verdict table is empty
+DEMO_BOOTSTRAP = 50
 
 
 def run_compare_demo(
@@ -42,7 +44,7 @@ def run_compare_demo(
             config,
             out=out,
             collect={**DEMO_COLLECT, **overrides, "max_tokens": max_tokens},
-            fit={"bootstrap": bootstrap},
+            fit={"bootstrap": DEMO_BOOTSTRAP if bootstrap is None else bootstrap},
         )
         run_dir = settings.out / "runs" / name
         console.rule(f"[bold]{number}/{len(DEMO_RUNS) + 1} {name}")

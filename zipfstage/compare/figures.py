@@ -6,6 +6,7 @@ ever drawn against the same site of another run.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,15 @@ def _sites(streams: list[list[str]]) -> list[str]:
     return sorted(found, key=lambda s: (s != RESID_POST, s))
 
 
+def wrap(label: str, width: int = 44) -> str:
+    """Long run labels on several legend lines rather than cut off at the figure's edge."""
+    return textwrap.fill(label, width, break_long_words=True) or label
+
+
+def _lines(texts: list[str]) -> int:
+    return sum(text.count("\n") + 1 for text in texts)
+
+
 def _framed(n_panels: int, legend_lines: int, width: float | None = None) -> Figure:
     """A figure with fixed margins (constrained layout would cost as much as drawing): room on
     top for the titles, below for the axis label and a legend of `legend_lines` lines."""
@@ -95,14 +105,15 @@ def alpha_by_depth_figure(metric: str, runs: list[tuple[str, list[AlphaPoint]]])
     """alpha (with its CI) by relative depth, one line per run, markers by Clauset's verdict."""
     with styled():
         sites = _sites([[a.place.stream for a in pts] for _, pts in runs]) or [RESID_POST]
-        fig = _framed(len(sites), max(len(runs), len(VERDICT_MARKERS)))
+        wrapped = [wrap(label) for label, _ in runs]
+        fig = _framed(len(sites), max(_lines(wrapped), len(VERDICT_MARKERS)))
         axes = _site_axes(fig, sites)
         axes[0].set_ylabel("\u03b1 (power-law exponent)")
         fig.suptitle(f"\u03b1 by relative depth \u00b7 {metric}", fontweight="bold")
         for index, (_, points) in enumerate(runs):
             for ax, site in zip(axes, sites, strict=True):
                 _alpha_series(ax, [p for p in points if p.place.stream == site], run_color(index))
-        _legend(fig, [label for label, _ in runs], verdicts=True)
+        _legend(fig, wrapped, verdicts=True)
     return fig
 
 
@@ -147,26 +158,25 @@ def _legend(fig: Figure, labels: list[str], verdicts: bool = False, styles: bool
 
 def ccdf_overlay_figure(metric: str, which: str, curves: list[tuple[int, Overlay]]) -> Figure:
     """The runs' CCDFs near one relative depth, each divided by its median so shapes compare."""
+    drawn = [(i, c) for i, c in curves if not c.sample.empty]
+    texts = [
+        f"{wrap(c.label, 40)}\n{c.point} (depth {c.depth:.2f}), "
+        + (f"\u03b1 = {fmt_fixed(c.fit.alpha)}" if c.fit.ok else "no fit")
+        for _, c in drawn
+    ]
+    first_column = texts[: (len(texts) + 1) // 2]
     with styled():
-        fig = _framed(1, 2 * ((len(curves) + 1) // 2), width=8.2)
+        fig = _framed(1, _lines(first_column) + len(first_column) // 2, width=8.2)
         ax = fig.add_subplot()
         log_axes(ax)
         ax.set_xlabel(f"{metric_label(metric)} \u00f7 its median")
         ax.set_ylabel("P(X \u2265 x)")
         ax.set_title(f"CCDF at the {which} depth \u00b7 {metric}")
-        labels = []
-        for index, curve in curves:
-            alpha = f"\u03b1 = {fmt_fixed(curve.fit.alpha)}" if curve.fit.ok else "no fit"
-            if curve.sample.empty:
-                continue
+        for index, curve in drawn:
             ax.plot(curve.sample.values, curve.sample.ccdf, color=run_color(index), lw=1.6)
-            labels.append(
-                (index, f"{curve.label}\n{curve.point} (depth {curve.depth:.2f}), {alpha}")
-            )
-        if not labels:
+        if not drawn:
             note(ax, "no positive finite values to draw at this depth")
-        handles = [Line2D([], [], color=run_color(i), lw=2) for i, _ in labels]
-        texts = [text for _, text in labels]
+        handles = [Line2D([], [], color=run_color(i), lw=2) for i, _ in drawn]
         fig.legend(handles, texts, ncols=2, **_below_axes(fig))
     return fig
 
@@ -175,7 +185,8 @@ def massive_by_depth_figure(runs: list[tuple[int, str, list[Massive]]]) -> Figur
     """Top-1 |h| (solid) and the median |h| (dashed) against relative depth, per run, log y."""
     with styled():
         sites = _sites([[_stream(m) for m in rows] for _, _, rows in runs]) or [RESID_POST]
-        fig = _framed(len(sites), max(len(runs), 2))
+        wrapped = [wrap(label) for _, label, _ in runs]
+        fig = _framed(len(sites), max(_lines(wrapped), 2))
         axes = _site_axes(fig, sites)
         axes[0].set_ylabel("|activation| (log scale)")
         fig.suptitle("Massive activations by relative depth", fontweight="bold")
@@ -191,7 +202,7 @@ def massive_by_depth_figure(runs: list[tuple[int, str, list[Massive]]]) -> Figur
                     x, y = zip(*medians, strict=True)
                     color = run_color(index)
                     ax.plot(x, y, color=color, ls="--", lw=1.2, marker="s", ms=3.5, mfc="white")
-        _legend(fig, [label for _, label, _ in runs], styles=True)
+        _legend(fig, wrapped, styles=True)
     return fig
 
 
