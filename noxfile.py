@@ -49,6 +49,13 @@ def demo(session: nox.Session) -> None:
     session.run("zipfstage", "demo", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
 
 
+@nox.session(name="compare-demo", python=PYTHON)
+def compare_demo(session: nox.Session) -> None:
+    """The demo model on pydoc and stdlib docstrings, float32 and bfloat16, compared."""
+    install_project(session, "test")
+    session.run("zipfstage", "demo", "--compare", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks: ratios against baselines run side by side (not timed tests)."""

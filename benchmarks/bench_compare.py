@@ -1,124 +1,127 @@
-"""Benchmark: the four likelihood-ratio comparisons, and the cold start (not a timed test).
+"""Benchmark: `zipfstage compare` of 5 runs x 36 layers x 14 metrics at 2M tokens (not a test).
 
-Run: python benchmarks/bench_compare.py [--skip-powerlaw] [--skip-cold]
-Prints one line per case:
-- comparisons vs the xmin scan on the same data (n = 50,000 and 1,000,000): best of a few runs
-  each, and their ratio (target: at most 2);
-- `fit_power_law(x)` (scan + 4 comparisons) vs `powerlaw.Fit` + its four `distribution_compare`
-  calls at n = 10,000 (target ratio: at least 300);
-- the first fit in a fresh process from an empty numba cache vs a second process on that cache
-  (wall and CPU seconds; CPU is the steadier figure on a shared machine).
+Run: python benchmarks/bench_compare.py [--dir DIR] [--tokens 2000000] [--runs 5]
+Builds synthetic stores once (kept in DIR, reused): every (point, metric) gets a fit record, but
+only the three points the CCDF overlays draw (first, middle, last) get metric data; the other
+arrays stay unwritten because compare never reads them (tests/test_compare.py spies on the reader
+to prove it). Prints seconds for compare end to end and, as the floor it is measured against, for
+reading every run's fit records alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import subprocess
-import sys
-import tempfile
+import shutil
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import zarr
 
-from zipfstage.fitting import fit_power_law
-from zipfstage.fitting.compare import ALTERNATIVES, compare_alternatives
+from zipfstage.compare import run_compare
+from zipfstage.compare.content import OVERLAY_DEPTHS
+from zipfstage.compare.depth import nearest, place
+from zipfstage.store import StorePlan, create_store, store_path
+from zipfstage.store.fits import read_fit_records, write_fit
+from zipfstage.store.layout import PROGRESS, SCHEMA_VERSION, TOKEN_IDS, TOKEN_POSITIONS
+from zipfstage.store.writer import finalize_store
 
-ROOT = Path(__file__).resolve().parents[1]
-FIRST_FIT = (
-    "import numpy as np\n"
-    "from zipfstage.fitting import fit_power_law\n"
-    "fit_power_law(np.random.default_rng(0).pareto(1.5, 2000) + 1)\n"
-)
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def comparisons_vs_scan(rng: np.random.Generator) -> None:
-    for n, repeat in ((50_000, 7), (1_000_000, 3)):
-        cases = {
-            "pareto": rng.pareto(1.5, n) + 1,
-            "|t3|": np.abs(rng.standard_t(3, n)),
-            "body+tail": np.r_[rng.lognormal(0, 0.5, n // 2), rng.pareto(1.5, n // 2) + 2],
-        }
-        for name, x in cases.items():
-            fit = fit_power_law(x, compare=False)
-            assert fit.xmin is not None and fit.alpha is not None
-            tail = np.sort(x)[-fit.n_tail :]
-            xmin, alpha = fit.xmin, fit.alpha
-            t_scan = best_of(lambda x=x: fit_power_law(x, compare=False), repeat)
-            t_cmp = best_of(lambda t=tail, m=xmin, a=alpha: compare_alternatives(t, m, a), repeat)
-            print(
-                f"compare vs scan  {name:10s} n={n:>9,} n_tail={fit.n_tail:>7,}  "
-                f"scan {t_scan:.4f} s  comparisons {t_cmp:.4f} s  ratio {t_cmp / t_scan:.2f}"
-            )
+N_LAYERS = 36
+BATCH, SEQ = 8, 256
+METRICS = ["rms", "l2_norm", "l1_norm", "max_abs", "mean_abs", "std", "kurtosis"]
+METRICS += [
+    "max_to_median",
+    "crest",
+    "participation_ratio",
+    "entropy",
+    "gini",
+    "top1_share",
+    "hoyer",
+]
 
 
-def against_powerlaw(rng: np.random.Generator) -> None:
-    import powerlaw
+def build_run(out: Path, n_layers: int, tokens: int, seed: int) -> None:
+    """A complete store with fit records everywhere and data at the three overlay depths."""
+    rng = np.random.default_rng(seed)
+    metrics = METRICS
+    points = ["embed", *(f"layer_{i}" for i in range(n_layers))]
+    plan = StorePlan(BATCH, SEQ, tokens // (BATCH * SEQ))
+    attributes = {
+        "schema_version": SCHEMA_VERSION,
+        "config": {"seq_len": SEQ},
+        "config_hash": f"bench-{seed}",
+        "model": {"name": f"bench-model-{seed}", "dtype": "bfloat16", "n_layers": n_layers},
+        "data": {"source": "synthetic"},
+        "point_layers": {},
+    }
+    create_store(store_path(out), plan, points, metrics, [], attributes)
+    root = zarr.open_group(store_path(out), mode="r+", zarr_format=3)
+    rows = plan.planned_rows
+    root[TOKEN_IDS][:] = rng.integers(0, 50_000, rows, dtype=np.int32)
+    root[TOKEN_POSITIONS][:] = np.tile(np.arange(SEQ, dtype=np.int32), rows // SEQ)
+    for depth, point in enumerate(points):
+        for metric in metrics:
+            alpha = 2.5 + depth / 20
+            record = {
+                "status": "ok",
+                "alpha": alpha,
+                "alpha_ci": [alpha - 0.1, alpha + 0.1],
+                "xmin": 1.0 + rng.random(),
+                "n_tail": 5000,
+                "n": 50_000,
+                "ks_distance": 0.01,
+                "p_value": float(rng.random()),
+                "skip_positions": 1,
+                "store_tokens": rows,
+            }
+            write_fit(out, point, metric, record, "bench")
+    root[PROGRESS][:] = plan.rows_per_batch
+    finalize_store(store_path(out), plan.planned_batches, {"collect_seconds": 0.0})
 
-    x = np.r_[rng.lognormal(0, 0.5, 5000), rng.pareto(1.5, 5000) + 2]
 
-    def reference() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = powerlaw.Fit(x, parameter_ranges={"alpha": [1, None]}, verbose=0)
-            for name in ALTERNATIVES:
-                ref.distribution_compare("power_law", name)
-
-    t_ours = best_of(lambda: fit_power_law(x), 5)
-    t_ref = best_of(reference, 1)
-    print(
-        f"fit + 4 comparisons vs powerlaw  n=10,000  ours {t_ours:.4f} s  "
-        f"powerlaw {t_ref:.2f} s  ratio {t_ref / t_ours:.0f}"
-    )
-
-
-def first_fit_seconds(cache: str) -> tuple[float, float]:
-    """Wall and CPU seconds of a fresh interpreter that imports zipfstage and fits once."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", FIRST_FIT], env=env, check=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
-
-
-def cold_start() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        cold = first_fit_seconds(cache)
-        warm = first_fit_seconds(cache)
-    print(
-        f"first fit, empty numba cache: {cold[0]:.2f} s wall, {cold[1]:.2f} s CPU; "
-        f"warm cache: {warm[0]:.2f} s wall, {warm[1]:.2f} s CPU"
-    )
+def fill_drawn(out: Path, n_layers: int, seed: int) -> None:
+    """Metric data for the points the CCDF overlays pick, where not written yet."""
+    rng = np.random.default_rng(seed)
+    root = zarr.open_group(store_path(out), mode="r+", zarr_format=3)
+    points = ["embed", *(f"layer_{i}" for i in range(n_layers))]
+    places = [p for name in points if (p := place(name, n_layers))]
+    drawn = {w.point for d in OVERLAY_DEPTHS.values() if (w := nearest(places, d))}
+    for point in sorted(drawn):
+        for metric in METRICS:
+            array = root[f"metrics/{point}/{metric}"]
+            assert isinstance(array, zarr.Array)
+            if array.nchunks_initialized == 0:
+                depth = points.index(point)
+                array[:] = (rng.pareto(1.5 + depth / 20, array.shape[0]) + 1).astype(np.float32)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--skip-powerlaw", action="store_true")
-    parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument("--dir", type=Path, default=Path("results/bench-compare"))
+    parser.add_argument("--tokens", type=int, default=2_000_000)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    fit_power_law(rng.pareto(1.5, 500) + 1)  # load the compiled kernels
-    comparisons_vs_scan(rng)
-    if not args.skip_powerlaw:
-        against_powerlaw(rng)
-    if not args.skip_cold:
-        cold_start()
+    runs = [args.dir / f"run{i}" for i in range(args.runs)]
+    for i, run in enumerate(runs):
+        if not (run / "store.zarr" / "zarr.json").exists() or not (run / ".built").exists():
+            shutil.rmtree(run, ignore_errors=True)
+            started = time.perf_counter()
+            build_run(run, N_LAYERS, args.tokens, seed=i)
+            (run / ".built").touch()
+            print(f"built {run} in {time.perf_counter() - started:.1f} s")
+        fill_drawn(run, N_LAYERS, seed=100 + i)
+    started = time.perf_counter()
+    for run in runs:
+        read_fit_records(run)
+    floor = time.perf_counter() - started
+    out = args.dir / "compare"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    result = run_compare(runs, out)
+    total = time.perf_counter() - started
+    print(f"{len(runs)} runs x {N_LAYERS} layers x 14 metrics, {args.tokens:,} tokens each")
+    print(f"reading every fit record alone: {floor:.2f} s")
+    print(f"compare end to end: {total:.2f} s ({len(result.figures)} figures, png)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from zipfstage.commands import collect, compact, config_cmd, demo, fit, plot, report
+from zipfstage.commands import collect, compact, compare, config_cmd, demo, fit, plot, report
 from zipfstage.commands.common import abort
 from zipfstage.errors import USAGE_EXIT_CODE
 
@@ -55,6 +55,7 @@ app.command("report")(report.report_command)
 app.command("compact")(compact.compact_command)
 app.command("config")(config_cmd.config_command)
 app.command("demo")(demo.demo_command)
+app.command("compare")(compare.compare_command)
 
 
 def main() -> None:

@@ -101,20 +101,22 @@ def render_html(content: ReportContent) -> str:
         _section("summary", "Summary", _summary(content.findings)),
         _section("run", "The run", _run_table(content)),
         _section("fits", "Fits", _fits(content)),
-        _section("dashboards", "Dashboards", _figures(content.section("dashboards"), wide=True)),
+        _section(
+            "dashboards", "Dashboards", figures_html(content.section("dashboards"), wide=True)
+        ),
         _section(
             "depth",
             "CCDFs by depth",
             "<p class='note'>Every point's empirical CCDF of one "
             "metric, coloured from dark (shallow) to light (deep).</p>"
-            + _figures(content.section("depth")),
+            + figures_html(content.section("depth")),
         ),
         _section(
             "ccdf",
             "CCDF of every fit",
             "<p class='note'>Empirical CCDF of all the data, "
             "the fitted power law from xmin on (scaled to the tail's share of the data) and "
-            "the best alternative's tail.</p>" + _figures(content.section("ccdf")),
+            "the best alternative's tail.</p>" + figures_html(content.section("ccdf")),
         ),
         _section("tails", "Where the tail comes from", _tails(content)),
         _section(
@@ -281,7 +283,7 @@ def _comparison_table(rows: list[FitRow]) -> str:
     )
 
 
-def _figures(figures: list[ReportFigure], wide: bool = False) -> str:
+def figures_html(figures: list[ReportFigure], wide: bool = False) -> str:
     if not figures:
         return "<p class='note'>No figures.</p>"
     grid = "figs wide" if wide else "figs"
