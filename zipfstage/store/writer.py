@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
-from zipfstage.records import CHANNEL_WISE
+from zipfstage.records import CHANNEL_WISE, TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
 from zipfstage.store.layout import (
     FITS_GROUP,
     PROGRESS,
@@ -35,6 +36,21 @@ from zipfstage.store.layout import (
 )
 
 _COMPRESSORS = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
+#: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): unwritten rows read NaN / -1 / 0
+TOPK_DTYPES: dict[str, tuple[str, float]] = {
+    TOPK_ABS: ("float32", float("nan")),
+    TOPK_CHANNEL: ("int32", -1),
+    TOPK_SIGN: ("int8", 0),
+}
+
+
+@dataclass(frozen=True)
+class TopkLayout:
+    """One point's top-k arrays: k columns (the request clamped to the vector width there)."""
+
+    k: int
+    k_requested: int
+    width: int
 
 
 def create_store(
@@ -44,8 +60,12 @@ def create_store(
     metrics: list[str],
     channel_indices: list[int],
     attributes: Mapping[str, Any],
+    topk: Mapping[str, TopkLayout] | None = None,
 ) -> None:
-    """Lay out every array in a temporary folder, then move it into place in one rename."""
+    """Lay out every array in a temporary folder, then move it into place in one rename.
+
+    `topk` maps points to their top-k layout; those points get topk_abs/_channel/_sign [N, k].
+    """
     path = Path(path)
     for leftover in path.parent.glob(f".{path.name}.creating-*"):  # from a killed creation
         shutil.rmtree(leftover, ignore_errors=True)
@@ -85,6 +105,8 @@ def create_store(
                     compressors=_COMPRESSORS,
                     dimension_names=("token",),
                 )
+    for point, layout in (topk or {}).items():
+        _create_topk(root, point, layout, rows, chunk)
     root.create_array(
         PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32", fill_value=0
     )
@@ -92,13 +114,27 @@ def create_store(
         **attributes,
         "plan": plan.to_json(),
         "points": points,
-        "metrics": metrics,
+        "metrics": [*metrics, *TOPK_DTYPES] if topk else metrics,
         "channel_indices": channel_indices,
         "status": STATUS_RUNNING,
     }
     if path.exists():
         shutil.rmtree(path)
     staging.rename(path)
+
+
+def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, rows: int, chunk: int) -> None:
+    for name, (dtype, fill) in TOPK_DTYPES.items():
+        root.create_array(
+            metric_array_name(point, name),
+            shape=(rows, layout.k),
+            chunks=(chunk, max(layout.k, 1)),
+            dtype=dtype,
+            fill_value=fill,
+            compressors=_COMPRESSORS,
+            attributes={"width": layout.width, "k": layout.k, "k_requested": layout.k_requested},
+            dimension_names=("token", "rank"),
+        )
 
 
 class StoreWriter:
