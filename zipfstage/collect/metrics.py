@@ -232,7 +232,7 @@ def top_channels(s: HiddenStats, k: int) -> tuple[torch.Tensor, torch.Tensor, to
 
 def top_channels_by_sort(magnitude: torch.Tensor, k: int) -> torch.Tensor:
     """The device path: a stable descending sort keeps the lower channel first among ties."""
-    return magnitude.sort(-1, descending=True, stable=True).indices[..., :k]
+    return torch.sort(magnitude, dim=-1, descending=True, stable=True).indices[..., :k]
 
 
 def _top_channels_numpy(magnitude: np.ndarray, ascending: np.ndarray, k: int) -> np.ndarray:
