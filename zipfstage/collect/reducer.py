@@ -23,7 +23,7 @@ from zipfstage.collect.points import Point
 
 Key = tuple[str, str]
 #: host dtypes of the top-k arrays (they travel as float32: channel indices < 2**24 are exact)
-_TOPK_DTYPES = (np.float32, np.int32, np.int8)
+_TOPK_DTYPES: tuple[type[np.generic], ...] = (np.float32, np.int32, np.int8)
 
 
 @dataclass(frozen=True)
