@@ -112,20 +112,20 @@ def main() -> None:
         measures = build_modes(base, Path(tmp), modes)
         for measure in measures.values():  # warm-up (and compilation) outside the timing
             measure()
-        totals = {name: [0.0, 0] for name in measures}
+        totals: dict[str, list[float]] = {name: [0.0, 0.0] for name in measures}
         for _ in range(args.repeats):
             for name, measure in measures.items():
-                seconds, tokens = measure()
+                seconds, count = measure()
                 totals[name][0] += seconds
-                totals[name][1] += tokens
+                totals[name][1] += count
     print(
         f"# model {args.model} on {base.loaded.device} ({base.loaded.dtype}), "
         f"{torch.get_num_threads()} threads, {args.tokens} tokens x {args.repeats} repeats, "
         f"seq_len {args.seq_len}, batch {args.batch_size}, compile {args.compile}"
     )
     baseline = totals["headless"][1] / totals["headless"][0]
-    for name, (seconds, tokens) in totals.items():
-        rate = tokens / seconds
+    for name, (total_seconds, total_tokens) in totals.items():
+        rate = total_tokens / total_seconds
         print(f"{name} {rate:.0f} {rate / baseline:.3f}")
 
 

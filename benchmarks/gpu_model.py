@@ -36,7 +36,9 @@ def main(folder: Path) -> None:
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)
-    Qwen3ForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    model = Qwen3ForCausalLM(config)
+    model.to(dtype=torch.bfloat16)  # type: ignore[call-arg]
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
 
