@@ -21,6 +21,7 @@ from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
 from zipfstage.records import CHANNEL_WISE, TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
+from zipfstage.store.chunk_write import ChunkFile
 from zipfstage.store.layout import (
     FITS_GROUP,
     PROGRESS,
@@ -145,6 +146,7 @@ class StoreWriter:
         self.plan = StorePlan(**root_info(self.root)["plan"])
         self._progress = array_at(self.root, PROGRESS)
         self._arrays: dict[str, zarr.Array] = {}
+        self._chunk_files: dict[str, ChunkFile | None] = {}
 
     def committed(self) -> np.ndarray:
         """Row count per batch (0 = not committed)."""
@@ -159,20 +161,31 @@ class StoreWriter:
     ) -> None:
         """Write a batch's rows, then commit it. Rows must start at the batch's own offset.
 
-        All arrays are written concurrently (one event-loop round trip, compression in zarr's
-        thread pool); the commit record follows only once every write has finished.
+        A whole batch is one chunk of each array: those chunks go straight to their files
+        (`ChunkFile`, no per-array zarr overhead); anything else (a short last batch) goes through
+        zarr, all arrays concurrently. The commit record follows only once every write has finished.
         """
         n = len(token_ids)
         start = self.plan.batch_rows(batch).start
         region = slice(start, start + n)
         writes = [
-            (self._array(TOKEN_IDS), token_ids.astype(np.int32, copy=False)),
-            (self._array(TOKEN_POSITIONS), positions.astype(np.int32, copy=False)),
+            (TOKEN_IDS, token_ids.astype(np.int32, copy=False)),
+            (TOKEN_POSITIONS, positions.astype(np.int32, copy=False)),
         ]
-        for (point, metric), data in values.items():
-            writes.append((self._array(metric_array_name(point, metric)), data))
-        sync(_write_all(region, writes))
+        writes += [(metric_array_name(p, m), data) for (p, m), data in values.items()]
+        rest = [
+            (self._array(name), data)
+            for name, data in writes
+            if not self._chunk_file(name) or not self._chunk_file(name).write(start, data)  # type: ignore[union-attr]
+        ]
+        if rest:
+            sync(_write_all(region, rest))
         self._progress[batch] = n
+
+    def _chunk_file(self, name: str) -> ChunkFile | None:
+        if name not in self._chunk_files:
+            self._chunk_files[name] = ChunkFile.of(self._array(name))
+        return self._chunk_files[name]
 
     def _array(self, name: str) -> zarr.Array:
         if name not in self._arrays:
