@@ -15,7 +15,6 @@ from zipfstage.collect.metrics import (
     hill_order,
     resolve_metrics,
     top_channels,
-    top_channels_by_sort,
 )
 from zipfstage.errors import ZipfstageError
 
@@ -180,7 +179,9 @@ def test_top_channels_match_numpy(k: int) -> None:
     np.testing.assert_array_equal(values.numpy(), ref_values)
     np.testing.assert_array_equal(signs.numpy(), ref_signs)
     # the GPU path (a stable torch sort) picks the same channels
-    by_sort = top_channels_by_sort(torch.from_numpy(np.abs(h)), channels.shape[1])
+    by_sort = HiddenStats(torch.from_numpy(h), with_order=True).descending[1][
+        :, : channels.shape[1]
+    ]
     np.testing.assert_array_equal(by_sort.numpy(), ref_channels)
     assert channels[0, 0] == 17 and signs[0, 0] == -1
     assert np.all(np.diff(values.numpy(), axis=-1) <= 0)
@@ -199,5 +200,7 @@ def test_top_channels_break_ties_by_lowest_channel() -> None:
     np.testing.assert_array_equal(values.numpy(), ref_values)
     np.testing.assert_array_equal(signs.numpy(), ref_signs)
     # the GPU path (a stable torch sort) picks the same channels
-    by_sort = top_channels_by_sort(torch.from_numpy(np.abs(h)), channels.shape[1])
+    by_sort = HiddenStats(torch.from_numpy(h), with_order=True).descending[1][
+        :, : channels.shape[1]
+    ]
     np.testing.assert_array_equal(by_sort.numpy(), ref_channels)

@@ -40,10 +40,14 @@ def metric(name: str) -> Callable[[MetricFn], MetricFn]:
 class HiddenStats:
     """Intermediates shared by the metrics of one [tokens, d] float32 matrix."""
 
-    def __init__(self, hidden: torch.Tensor, hill_k: int | None = None) -> None:
+    def __init__(
+        self, hidden: torch.Tensor, hill_k: int | None = None, with_order: bool = False
+    ) -> None:
         self.h = hidden.float()
         self.d = self.h.shape[-1]
         self.hill_k = hill_order(self.d, hill_k)
+        #: top-k wanted: on a GPU the one sort then also returns the channel order
+        self.with_order = with_order
 
     @cached_property
     def abs(self) -> torch.Tensor:
@@ -82,7 +86,16 @@ class HiddenStats:
         """|h| sorted along channels. On the CPU numpy's SIMD sort is ~20x faster than torch's."""
         if self.abs.device.type == "cpu":
             return torch.from_numpy(np.sort(self.abs.numpy(), axis=-1))
+        if self.with_order:
+            return self.descending[0].flip(-1)
         return self.abs.sort(-1).values
+
+    @cached_property
+    def descending(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """|h| sorted descending and the channel order; a stable sort puts the lowest channel
+        first among equal values (the device path of `top_channels`)."""
+        ordered = torch.sort(self.abs, dim=-1, descending=True, stable=True)
+        return ordered.values, ordered.indices
 
     @cached_property
     def median_abs(self) -> torch.Tensor:
@@ -227,15 +240,10 @@ def top_channels(s: HiddenStats, k: int) -> tuple[torch.Tensor, torch.Tensor, to
         channels = _top_channels_numpy(s.abs.numpy(), s.sorted_abs.numpy(), k)
         index = torch.from_numpy(channels)
     else:
-        index = top_channels_by_sort(s.abs, k)
+        index = s.descending[1][..., :k]
     signed = s.h.gather(-1, index)
     sign = torch.where(signed < 0, -1, 1).to(torch.int8)
     return signed.abs(), index.to(torch.int32), sign
-
-
-def top_channels_by_sort(magnitude: torch.Tensor, k: int) -> torch.Tensor:
-    """The device path: a stable descending sort keeps the lower channel first among ties."""
-    return torch.sort(magnitude, dim=-1, descending=True, stable=True).indices[..., :k]
 
 
 def _top_channels_numpy(magnitude: np.ndarray, ascending: np.ndarray, k: int) -> np.ndarray:

@@ -59,14 +59,14 @@ class MetricReducer:
 
     def __call__(self, point: Point, hidden: torch.Tensor) -> None:
         flat = hidden.reshape(-1, hidden.shape[-1])
-        stats = HiddenStats(flat, self.hill_k)
+        k = min(self.topk, flat.shape[-1])
+        stats = HiddenStats(flat, self.hill_k, with_order=k > 0)
         rows = flat.shape[0]
         if self.scalar_metrics:
             self._add(
                 torch.stack([METRICS[name](stats) for name in self.scalar_metrics]),
                 [_Piece((point.name, name), (rows,)) for name in self.scalar_metrics],
             )
-        k = min(self.topk, stats.d)
         if k > 0:
             values, channels, signs = top_channels(stats, k)
             self._add(
