@@ -1,9 +1,14 @@
-"""Collect throughput against a bare `model(input_ids)` forward of the same batches, same process.
+"""Collect throughput against the headless forward `model.base_model(ids)` (same batches, process).
 
     python benchmarks/bench_collect.py [--model demo] [--tokens 8192] [--seq-len 256] [--repeats 2]
+        [--device cuda] [--compile] [--modes headless,three,three-notopk,all]
 
-Modes run interleaved (bare, 3 points, all points, bare, ...) so drift on a shared machine hits all
-of them alike. Reports tokens/s and the ratio to the bare forward (>1 means faster than bare).
+The baseline is the backbone over every layer without the LM head: the head is work collect rightly
+skips, not overhead it pays for. Modes run interleaved (headless, 3 points, ...) so drift on a
+shared machine hits all of them alike. One line per mode: `<mode> <tok/s> <ratio>`, the ratio to
+the headless forward (>1 means faster). `three-notopk` is the 3-point mode with --topk 0, so its
+ratio to `three` is the price of the top-k family. `--compile` runs `torch.compile` on the
+backbone first (for both the baseline and collect).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import argparse
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,14 +31,22 @@ from zipfstage.collect.worker import collect_batches
 from zipfstage.config import CollectSettings
 from zipfstage.store import StoreWriter, store_path
 
+MODES = ("headless", "three", "three-notopk", "all")
 
-def time_bare(run: PreparedRun) -> tuple[float, int]:
-    model, device = run.loaded.model, run.loaded.device
+
+def synchronize(run: PreparedRun) -> None:
+    if run.loaded.device.type == "cuda":
+        torch.cuda.synchronize(run.loaded.device)
+
+
+def time_headless(run: PreparedRun) -> tuple[float, int]:
+    backbone, device = run.loaded.architecture.backbone, run.loaded.device
     tokens, started = 0, time.perf_counter()
     with torch.inference_mode():
         for batch in run.batches():
-            model(torch.from_numpy(batch).to(device))
+            backbone(input_ids=torch.from_numpy(batch).to(device), use_cache=False)
             tokens += batch.size
+    synchronize(run)
     return time.perf_counter() - started, tokens
 
 
@@ -47,7 +61,25 @@ def time_collect(run: PreparedRun, out: Path) -> tuple[float, int]:
 
     started = time.perf_counter()
     collect_batches(run, writer, advance, lambda: False)
+    synchronize(run)
     return time.perf_counter() - started, tokens
+
+
+def build_modes(
+    base: PreparedRun, tmp: Path, chosen: list[str]
+) -> dict[str, Callable[[], tuple[float, int]]]:
+    """name -> measurement, for the chosen modes."""
+    n_layers = base.loaded.architecture.n_layers
+    three = dataclasses.replace(base, points=resolve_points(["embed", "middle", "last"], n_layers))
+    no_topk = dataclasses.replace(three, settings=base.settings.model_copy(update={"topk": 0}))
+    every = dataclasses.replace(base, points=resolve_points(["all"], n_layers))
+    table: dict[str, Callable[[], tuple[float, int]]] = {
+        "headless": lambda: time_headless(base),
+        "three": lambda: time_collect(three, tmp / "three"),
+        "three-notopk": lambda: time_collect(no_topk, tmp / "notopk"),
+        "all": lambda: time_collect(every, tmp / "all"),
+    }
+    return {name: table[name] for name in chosen}
 
 
 def main() -> None:
@@ -58,51 +90,43 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args()
     hide_transformers_progress()  # an entry point: its output is the table below
+    modes = ["headless", *(m for m in args.modes.split(",") if m != "headless")]
     settings = CollectSettings(
         model=args.model,
         max_tokens=args.tokens,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         device=args.device,
+        dtype=args.dtype,
+        compact=False,
     )
     with tempfile.TemporaryDirectory() as tmp:
         base = prepare_run(settings, Path(tmp), place(settings))
-        n_layers = base.loaded.architecture.n_layers
-        three = dataclasses.replace(
-            base, points=resolve_points(["embed", "middle", "last"], n_layers)
-        )
-        every = dataclasses.replace(base, points=resolve_points(["all"], n_layers))
-        time_bare(base)  # warm-up
-        totals = {
-            "bare forward": [0.0, 0],
-            "collect embed,middle,last": [0.0, 0],
-            f"collect all ({n_layers + 1} points)": [0.0, 0],
-        }
+        if args.compile:
+            base.loaded.architecture.backbone.compile()
+        measures = build_modes(base, Path(tmp), modes)
+        for measure in measures.values():  # warm-up (and compilation) outside the timing
+            measure()
+        totals: dict[str, list[float]] = {name: [0.0, 0.0] for name in measures}
         for _ in range(args.repeats):
-            for name, measure in zip(
-                totals,
-                (
-                    lambda: time_bare(base),
-                    lambda: time_collect(three, Path(tmp) / "three"),
-                    lambda: time_collect(every, Path(tmp) / "all"),
-                ),
-                strict=True,
-            ):
-                seconds, tokens = measure()
+            for name, measure in measures.items():
+                seconds, count = measure()
                 totals[name][0] += seconds
-                totals[name][1] += tokens
-    bare_rate = totals["bare forward"][1] / totals["bare forward"][0]
-    device = base.loaded.device
+                totals[name][1] += count
     print(
-        f"model {args.model} on {device}, {torch.get_num_threads()} threads, "
-        f"{args.tokens} tokens x {args.repeats} repeats, seq_len {args.seq_len}"
+        f"# model {args.model} on {base.loaded.device} ({base.loaded.dtype}), "
+        f"{torch.get_num_threads()} threads, {args.tokens} tokens x {args.repeats} repeats, "
+        f"seq_len {args.seq_len}, batch {args.batch_size}, compile {args.compile}"
     )
-    print(f"{'mode':34s} {'tok/s':>10s} {'vs bare':>8s}")
-    for name, (seconds, tokens) in totals.items():
-        rate = tokens / seconds
-        print(f"{name:34s} {rate:10,.0f} {rate / bare_rate:8.3f}")
+    baseline = totals["headless"][1] / totals["headless"][0]
+    for name, (total_seconds, total_tokens) in totals.items():
+        rate = total_tokens / total_seconds
+        print(f"{name} {rate:.0f} {rate / baseline:.3f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import zarr
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
-from tests.test_metrics import reference
+from tests.test_metrics import reference, topk_reference
 from zipfstage.cli import app
 from zipfstage.collect.corpus import DataSpec, iter_batches, iter_documents, pack_sequences
 from zipfstage.store import open_store
@@ -73,13 +73,22 @@ def test_collect_store_matches_reference(
     embed = hidden[0].reshape(-1, hidden[0].shape[-1]).double().numpy()
     middle = hidden[3].reshape(-1, hidden[3].shape[-1]).double().numpy()
     rows = slice(0, len(embed))
-    for metric in ("rms", "kurtosis", "gini", "entropy", "max_to_median"):
+    for metric in (
+        "rms",
+        "kurtosis",
+        "gini",
+        "entropy",
+        "max_to_median",
+        "median_abs",
+        "hill_tail",
+    ):
         np.testing.assert_allclose(
             store.metric("embed", metric)[rows], reference(metric, embed), rtol=3e-4, atol=1e-5
         )
         np.testing.assert_allclose(
             store.metric("layer_2", metric)[rows], reference(metric, middle), rtol=3e-4, atol=1e-5
         )
+    assert_topk_arrays(plain_root(tmp_path), "layer_2", middle, rows)
     channels = store.channel_indices
     assert len(channels) == 8
     np.testing.assert_allclose(
@@ -92,6 +101,64 @@ def test_collect_store_matches_reference(
     # plain zarr reads it without zipfstage
     plain = zarr.open_group(tmp_path / "store.zarr", mode="r")
     assert plain["metrics/layer_3/rms"].shape == (640,)
+
+
+def plain_root(out: Path) -> zarr.Group:
+    return zarr.open_group(out / "store.zarr", mode="r")
+
+
+def assert_topk_arrays(root: zarr.Group, point: str, hidden: np.ndarray, rows: slice) -> None:
+    """The contract's three [N, 8] arrays: dtypes, fills, attributes, values against numpy."""
+    ref_abs, ref_channel, ref_sign = topk_reference(hidden, 8)
+    arrays = {
+        name: root[f"metrics/{point}/{name}"] for name in ("topk_abs", "topk_channel", "topk_sign")
+    }
+    dtypes = {name: (str(a.dtype), a.fill_value) for name, a in arrays.items()}  # type: ignore[union-attr]
+    assert dtypes["topk_channel"] == ("int32", -1) and dtypes["topk_sign"] == ("int8", 0)
+    assert dtypes["topk_abs"][0] == "float32" and np.isnan(dtypes["topk_abs"][1])
+    for array in arrays.values():
+        assert array.shape == (640, 8)  # type: ignore[union-attr]
+        assert dict(array.attrs) == {"width": 48, "k": 8, "k_requested": 8}
+    np.testing.assert_allclose(np.asarray(arrays["topk_abs"][rows]), ref_abs, rtol=1e-5, atol=1e-6)  # type: ignore[index]
+    # float32 hidden states may swap near-equal channels that float64 orders apart
+    channel = np.asarray(arrays["topk_channel"][rows])  # type: ignore[index]
+    assert (channel == ref_channel).mean() > 0.99
+    sign = np.asarray(arrays["topk_sign"][rows])  # type: ignore[index]
+    assert (sign[channel == ref_channel] == ref_sign[channel == ref_channel]).all()
+
+
+def test_topk_larger_than_width_is_clamped_with_a_note(tiny_llama: Path, tmp_path: Path) -> None:
+    result = collect(tiny_llama, tmp_path, "--points", "embed,last", "--topk", "100")
+    assert result.exit_code == 0, result.output
+    root = plain_root(tmp_path)
+    array = root["metrics/layer_3/topk_channel"]
+    assert array.shape == (640, 48)  # type: ignore[union-attr]
+    assert dict(array.attrs) == {"width": 48, "k": 48, "k_requested": 100}
+    # every channel once per token: a full descending order
+    assert (np.sort(np.asarray(array[:]), axis=1) == np.arange(48)).all()  # type: ignore[index]
+    info = open_store(tmp_path).info
+    assert info["topk"]["k_requested"] == 100 and info["topk"]["k"] == {"embed": 48, "layer_3": 48}
+    assert "clamped" in info["topk"]["note"]
+
+
+def test_topk_zero_writes_no_topk_arrays(tiny_llama: Path, tmp_path: Path) -> None:
+    result = collect(tiny_llama, tmp_path, "--points", "last", "--topk", "0")
+    assert result.exit_code == 0, result.output
+    assert "topk_abs" not in plain_root(tmp_path)["metrics/layer_3"]  # type: ignore[operator]
+    assert "topk" not in open_store(tmp_path).info
+
+
+def test_fit_reads_the_collected_topk_arrays(tiny_llama: Path, tmp_path: Path) -> None:
+    """A real collect gives a store the outlier analysis reads, and fit skips the top-k arrays."""
+    assert collect(tiny_llama, tmp_path, "--points", "embed,middle,last").exit_code == 0
+    store = open_store(tmp_path)
+    assert "topk_abs" in store.info["metrics"] and "topk_abs" not in store.metrics
+    fit = runner.invoke(app, ["fit", "--out", str(tmp_path), "--metrics", "max_abs,hill_tail"])
+    assert fit.exit_code == 0, fit.output
+    outliers = json.loads((tmp_path / "outliers.json").read_text())
+    assert outliers
+    fits = json.loads((tmp_path / "fits.json").read_text())
+    assert not any(name.startswith("topk") for by_metric in fits.values() for name in by_metric)
 
 
 def test_rerun_of_finished_collect_does_nothing(tiny_llama: Path, tmp_path: Path) -> None:
@@ -139,6 +206,8 @@ def test_second_collect_on_same_out_is_refused(tiny_llama: Path, tmp_path: Path)
         (["--points", "middel"], "unknown point"),
         (["--metrics", "rms,kurt"], "unknown metric kurt"),
         (["--max-tokens", "0"], "max_tokens"),
+        (["--topk", "-1"], "topk"),
+        (["--hill-k", "0"], "hill_k"),
         (["--max-tokens", "10"], "less than one sequence"),
         (["--data", "EMPTY"], "no full sequence"),
         (["--data", "/nonexistent/corpus.txt"], "data file not found"),

@@ -10,8 +10,11 @@ from zipfstage.collect.metrics import (
     ALL_METRICS,
     CHANNEL_WISE,
     METRICS,
+    HiddenStats,
     compute_scalars,
+    hill_order,
     resolve_metrics,
+    top_channels,
 )
 from zipfstage.errors import ZipfstageError
 
@@ -57,7 +60,29 @@ def reference(name: str, h: np.ndarray) -> np.ndarray:
         return sq.max(-1) / sq.sum(-1)
     if name == "hoyer":
         return (np.sqrt(d) - a.sum(-1) / np.linalg.norm(h, axis=-1)) / (np.sqrt(d) - 1)
+    if name == "median_abs":
+        return np.median(a, -1)
+    if name == "hill_tail":
+        return hill_reference(a, max(10, d // 100))
     raise KeyError(name)
+
+
+def hill_reference(a: np.ndarray, k: int) -> np.ndarray:
+    """alpha = k / sum_{i<=k} log(x_(i) / x_(k+1)), x descending; NaN where undefined."""
+    out = np.full(len(a), np.nan)
+    for r, row in enumerate(a):
+        x = sorted(row.tolist(), reverse=True)
+        if x[k] > 0:
+            total = sum(np.log(x[i] / x[k]) for i in range(k))
+            out[r] = k / total if total > 0 else np.nan
+    return out
+
+
+def topk_reference(h: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Descending |h|, ties by lowest channel: a stable sort of -|h| in float64."""
+    order = np.argsort(-np.abs(h), axis=-1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(h, order, -1)
+    return np.abs(chosen), order, np.where(chosen < 0, -1, 1)
 
 
 @pytest.mark.parametrize("d", [63, 64])
@@ -83,7 +108,9 @@ def test_zero_vector_gives_nan_for_ratios_and_zero_for_norms() -> None:
     values = dict(zip(sorted(METRICS), compute_scalars(h, sorted(METRICS)), strict=True))
     for name in ("rms", "l2_norm", "l1_norm", "max_abs", "mean_abs", "std"):
         assert values[name][0] == 0
+    assert values["median_abs"][0] == 0
     for name in (
+        "hill_tail",
         "kurtosis",
         "max_to_median",
         "crest",
@@ -112,3 +139,68 @@ def test_resolve_metrics() -> None:
     assert resolve_metrics(["gini", "rms", CHANNEL_WISE]) == ["rms", "gini", CHANNEL_WISE]
     with pytest.raises(ZipfstageError, match="unknown metric kurt"):
         resolve_metrics(["kurt"])
+
+
+@pytest.mark.parametrize("d", [15, 16, 1200])
+def test_median_abs_odd_and_even_width(d: int) -> None:
+    h = np.random.default_rng(d).normal(size=(7, d))
+    ours = compute_scalars(torch.tensor(h, dtype=torch.float32), ["median_abs"])[0].numpy()
+    np.testing.assert_allclose(ours, np.median(np.abs(h), -1), rtol=1e-5)
+
+
+def test_hill_tail_formula_and_its_k() -> None:
+    rng = np.random.default_rng(1)
+    h = rng.pareto(2.0, size=(30, 2500)) + 1  # tail index 2: the estimate lands near it
+    a = np.abs(h)
+    ours = compute_scalars(torch.tensor(h, dtype=torch.float32), ["hill_tail"])[0].numpy()
+    np.testing.assert_allclose(ours, hill_reference(a, 25), rtol=1e-4)  # k_h = 2500 // 100
+    assert 1.0 < np.median(ours) < 3.5
+    chosen = compute_scalars(torch.tensor(h, dtype=torch.float32), ["hill_tail"], hill_k=40)[0]
+    np.testing.assert_allclose(chosen.numpy(), hill_reference(a, 40), rtol=1e-4)
+    assert hill_order(64, None) == 10 and hill_order(5000, None) == 50 and hill_order(8, 10) == 7
+
+
+def test_hill_tail_nan_where_the_reference_value_is_zero() -> None:
+    h = torch.zeros(3, 64)
+    h[1, :5] = torch.arange(1.0, 6.0)  # x_(11) = 0
+    h[2] = 1.0  # every value ties with x_(11): log ratios sum to 0
+    assert torch.isnan(compute_scalars(h, ["hill_tail"])[0]).all()
+
+
+@pytest.mark.parametrize("k", [1, 8, 64])
+def test_top_channels_match_numpy(k: int) -> None:
+    rng = np.random.default_rng(k)
+    h = rng.standard_t(3, size=(50, 64)).astype(np.float32)
+    h[0, 17] = -400.0
+    values, channels, signs = top_channels(HiddenStats(torch.from_numpy(h)), k)
+    ref_values, ref_channels, ref_signs = topk_reference(h, k)
+    assert (values.dtype, channels.dtype, signs.dtype) == (torch.float32, torch.int32, torch.int8)
+    np.testing.assert_array_equal(channels.numpy(), ref_channels)
+    np.testing.assert_array_equal(values.numpy(), ref_values)
+    np.testing.assert_array_equal(signs.numpy(), ref_signs)
+    # the GPU path (a stable torch sort) picks the same channels
+    by_sort = HiddenStats(torch.from_numpy(h), with_order=True).descending[1][
+        :, : channels.shape[1]
+    ]
+    np.testing.assert_array_equal(by_sort.numpy(), ref_channels)
+    assert channels[0, 0] == 17 and signs[0, 0] == -1
+    assert np.all(np.diff(values.numpy(), axis=-1) <= 0)
+
+
+def test_top_channels_break_ties_by_lowest_channel() -> None:
+    h = np.zeros((4, 12), dtype=np.float32)
+    h[1] = [1, -3, 3, 0, 2, -2, 3, 0, 0, 0, 0, 0]  # a tie across the k = 4 boundary: -2 and 2
+    h[2, [9, 4, 7]] = [-5, 5, 5]  # ties inside the top
+    h[3] = np.arange(12) % 3  # many ties
+    values, channels, signs = top_channels(HiddenStats(torch.from_numpy(h)), 4)
+    ref_values, ref_channels, ref_signs = topk_reference(h, 4)
+    np.testing.assert_array_equal(channels.numpy(), ref_channels)
+    assert channels[0].tolist() == [0, 1, 2, 3]  # all-zero: the first channels, sign +1
+    assert channels[1].tolist() == [1, 2, 6, 4] and channels[2].tolist()[:3] == [4, 7, 9]
+    np.testing.assert_array_equal(values.numpy(), ref_values)
+    np.testing.assert_array_equal(signs.numpy(), ref_signs)
+    # the GPU path (a stable torch sort) picks the same channels
+    by_sort = HiddenStats(torch.from_numpy(h), with_order=True).descending[1][
+        :, : channels.shape[1]
+    ]
+    np.testing.assert_array_equal(by_sort.numpy(), ref_channels)

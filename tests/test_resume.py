@@ -44,6 +44,10 @@ def test_sigkill_then_resume_gives_identical_arrays(tiny_llama: Path, tmp_path: 
     assert finished.wait(timeout=300) == 0, finished.stderr.read().decode()  # type: ignore[union-attr]
     expected, actual = all_arrays(reference), all_arrays(interrupted)
     assert expected.keys() == actual.keys()
+    # the integer top-k arrays are compared exactly too
+    assert actual["metrics/layer_3/topk_channel"].dtype == np.int32
+    assert actual["metrics/layer_3/topk_sign"].dtype == np.int8
+    assert (actual["metrics/layer_3/topk_channel"] >= 0).all()
     for name in expected:
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
     assert open_store(interrupted).complete

@@ -51,6 +51,10 @@ class CollectSettings(_Section):
     points: list[str] = Field(default_factory=lambda: ["embed", "middle", "last"])
     metrics: list[str] = Field(default_factory=lambda: ["all"])
     channels: int = Field(default=64, ge=0)
+    #: the k largest |h_c| per token, with channels and signs (0 = off; clamped to the width)
+    topk: int = Field(default=8, ge=0)
+    #: hill_tail's k_h; None = max(10, d // 100)
+    hill_k: int | None = Field(default=None, ge=1)
     seed: int = 0
     #: rewrite the finished store as a few shard files per array (`zipfstage.store.compact`)
     compact: bool = True

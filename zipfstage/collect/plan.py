@@ -30,7 +30,7 @@ from zipfstage.collect.points import Point, check_point_syntax, resolve_points
 from zipfstage.collect.spec import StoreSpec, package_versions
 from zipfstage.config import CollectSettings, collect_identity, stable_hash
 from zipfstage.errors import ZipfstageError
-from zipfstage.store import StorePlan
+from zipfstage.store import StorePlan, TopkLayout
 from zipfstage.store.layout import SCHEMA_VERSION, tokenizer_path
 
 
@@ -131,7 +131,19 @@ class PreparedRun:
             metrics=self.shape.metrics,
             channel_indices=self.channel_indices,
             attributes=store_attributes(self),
+            topk=self.topk_layouts(),
         )
+
+    def point_widths(self) -> dict[str, int]:
+        """The vector width at each point (the residual stream's for every point collected now)."""
+        return {p.name: self.loaded.architecture.hidden_size for p in self.points}
+
+    def topk_layouts(self) -> dict[str, TopkLayout]:
+        """Each point's top-k columns: --topk clamped to the width there; none with --topk 0."""
+        k = self.settings.topk
+        if k == 0:
+            return {}
+        return {name: TopkLayout(min(k, d), k, d) for name, d in self.point_widths().items()}
 
 
 def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) -> PreparedRun:
@@ -168,6 +180,22 @@ def store_attributes(run: PreparedRun) -> dict[str, Any]:
         "data": {**run.shape.data.describe(), "fingerprint": run.identity["data_fingerprint"]},
         "versions": package_versions(),
         "point_layers": {p.name: p.depth for p in run.points},
+        **topk_attributes(run.settings.topk, run.topk_layouts()),
         "collect_seconds": 0.0,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def topk_attributes(requested: int, layouts: dict[str, TopkLayout]) -> dict[str, Any]:
+    """The root attribute "topk": what was asked, what each point got, and a note when clamped."""
+    if not layouts:
+        return {}
+    info: dict[str, Any] = {
+        "k_requested": requested,
+        "k": {name: layout.k for name, layout in layouts.items()},
+    }
+    clamped = sorted({layout.width for layout in layouts.values() if layout.k < requested})
+    if clamped:
+        widths = ", ".join(str(w) for w in clamped)
+        info["note"] = f"--topk {requested} is larger than the vector width {widths}; clamped to it"
+    return {"topk": info}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import zarr
 
 from zipfstage import __version__
 from zipfstage.errors import ZipfstageError
-from zipfstage.store import StorePlan
+from zipfstage.store import StorePlan, TopkLayout
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class StoreSpec:
     metrics: list[str]
     channel_indices: list[int]
     attributes: dict[str, Any]
+    #: points with top-k arrays and their layout (empty with --topk 0)
+    topk: dict[str, TopkLayout] = field(default_factory=dict)
 
 
 def package_versions() -> dict[str, str]:

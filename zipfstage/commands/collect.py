@@ -71,6 +71,14 @@ def collect_command(
     channels: Annotated[
         int | None, typer.Option(help="Channels sampled for channel_wise (default: 64).")
     ] = None,
+    topk: Annotated[
+        int | None,
+        typer.Option(help="Top-k channels kept per token (topk_abs/_channel/_sign); 0 = off."),
+    ] = None,
+    hill_k: Annotated[
+        int | None,
+        typer.Option(help="Top |h| values hill_tail uses (default: max(10, width // 100))."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the channel sample.")] = None,
     compact: Annotated[
         bool | None,
@@ -113,6 +121,8 @@ def collect_command(
             "points": split_csv(points),
             "metrics": split_csv(metrics),
             "channels": channels,
+            "topk": topk,
+            "hill_k": hill_k,
             "seed": seed,
             "compact": compact,
         },

@@ -3,7 +3,7 @@
 from zipfstage.store.attributes import RunAttributes
 from zipfstage.store.layout import STORE_NAME, RunFolder, StorePlan, store_path
 from zipfstage.store.reader import StoreReader, open_store
-from zipfstage.store.writer import StoreWriter, create_store
+from zipfstage.store.writer import StoreWriter, TopkLayout, create_store
 
 __all__ = [
     "STORE_NAME",
@@ -12,6 +12,7 @@ __all__ = [
     "StorePlan",
     "StoreReader",
     "StoreWriter",
+    "TopkLayout",
     "create_store",
     "open_store",
     "store_path",

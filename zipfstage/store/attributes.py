@@ -20,7 +20,7 @@ from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, STATUS_RUNNING, S
 #: keys left out of `to_dict()` while they are None or empty (not written, or not yet)
 _OPTIONAL = (
     *("config", "config_hash", "identity", "model", "data", "versions", "point_layers"),
-    *("collect_seconds", "created", "finished", "n_tokens", "n_batches", "layout"),
+    *("collect_seconds", "created", "finished", "n_tokens", "n_batches", "layout", "topk"),
 )
 
 
@@ -42,6 +42,8 @@ class RunAttributes:
     versions: dict[str, str] = field(default_factory=dict)
     #: decoder layer of each point (-1 for the embedding output)
     point_layers: dict[str, int] = field(default_factory=dict)
+    #: top-k columns: {"k_requested": K, "k": {point: k}, "note": ... when K was clamped}
+    topk: dict[str, Any] = field(default_factory=dict)
     collect_seconds: float | None = None
     created: str | None = None
     finished: str | None = None

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
-from zipfstage.records import CHANNEL_WISE
+from zipfstage.records import CHANNEL_WISE, TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
+from zipfstage.store.chunk_write import ChunkFile
 from zipfstage.store.layout import (
     FITS_GROUP,
     PROGRESS,
@@ -35,6 +37,21 @@ from zipfstage.store.layout import (
 )
 
 _COMPRESSORS = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
+#: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): unwritten rows read NaN / -1 / 0
+TOPK_DTYPES: dict[str, tuple[str, float]] = {
+    TOPK_ABS: ("float32", float("nan")),
+    TOPK_CHANNEL: ("int32", -1),
+    TOPK_SIGN: ("int8", 0),
+}
+
+
+@dataclass(frozen=True)
+class TopkLayout:
+    """One point's top-k arrays: k columns (the request clamped to the vector width there)."""
+
+    k: int
+    k_requested: int
+    width: int
 
 
 def create_store(
@@ -44,8 +61,12 @@ def create_store(
     metrics: list[str],
     channel_indices: list[int],
     attributes: Mapping[str, Any],
+    topk: Mapping[str, TopkLayout] | None = None,
 ) -> None:
-    """Lay out every array in a temporary folder, then move it into place in one rename."""
+    """Lay out every array in a temporary folder, then move it into place in one rename.
+
+    `topk` maps points to their top-k layout; those points get topk_abs/_channel/_sign [N, k].
+    """
     path = Path(path)
     for leftover in path.parent.glob(f".{path.name}.creating-*"):  # from a killed creation
         shutil.rmtree(leftover, ignore_errors=True)
@@ -85,6 +106,8 @@ def create_store(
                     compressors=_COMPRESSORS,
                     dimension_names=("token",),
                 )
+    for point, layout in (topk or {}).items():
+        _create_topk(root, point, layout, rows, chunk)
     root.create_array(
         PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32", fill_value=0
     )
@@ -92,13 +115,27 @@ def create_store(
         **attributes,
         "plan": plan.to_json(),
         "points": points,
-        "metrics": metrics,
+        "metrics": [*metrics, *TOPK_DTYPES] if topk else metrics,
         "channel_indices": channel_indices,
         "status": STATUS_RUNNING,
     }
     if path.exists():
         shutil.rmtree(path)
     staging.rename(path)
+
+
+def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, rows: int, chunk: int) -> None:
+    for name, (dtype, fill) in TOPK_DTYPES.items():
+        root.create_array(
+            metric_array_name(point, name),
+            shape=(rows, layout.k),
+            chunks=(chunk, max(layout.k, 1)),
+            dtype=dtype,
+            fill_value=fill,
+            compressors=_COMPRESSORS,
+            attributes={"width": layout.width, "k": layout.k, "k_requested": layout.k_requested},
+            dimension_names=("token", "rank"),
+        )
 
 
 class StoreWriter:
@@ -109,6 +146,7 @@ class StoreWriter:
         self.plan = StorePlan(**root_info(self.root)["plan"])
         self._progress = array_at(self.root, PROGRESS)
         self._arrays: dict[str, zarr.Array] = {}
+        self._chunk_files: dict[str, ChunkFile | None] = {}
 
     def committed(self) -> np.ndarray:
         """Row count per batch (0 = not committed)."""
@@ -123,20 +161,31 @@ class StoreWriter:
     ) -> None:
         """Write a batch's rows, then commit it. Rows must start at the batch's own offset.
 
-        All arrays are written concurrently (one event-loop round trip, compression in zarr's
-        thread pool); the commit record follows only once every write has finished.
+        A whole batch is one chunk of each array: those chunks go straight to their files
+        (`ChunkFile`, no per-array zarr overhead); anything else (a short last batch) goes through
+        zarr, all arrays concurrently. The commit record follows only once every write has finished.
         """
         n = len(token_ids)
         start = self.plan.batch_rows(batch).start
         region = slice(start, start + n)
         writes = [
-            (self._array(TOKEN_IDS), token_ids.astype(np.int32, copy=False)),
-            (self._array(TOKEN_POSITIONS), positions.astype(np.int32, copy=False)),
+            (TOKEN_IDS, token_ids.astype(np.int32, copy=False)),
+            (TOKEN_POSITIONS, positions.astype(np.int32, copy=False)),
         ]
-        for (point, metric), data in values.items():
-            writes.append((self._array(metric_array_name(point, metric)), data))
-        sync(_write_all(region, writes))
+        writes += [(metric_array_name(p, m), data) for (p, m), data in values.items()]
+        rest = [
+            (self._array(name), data)
+            for name, data in writes
+            if not self._chunk_file(name) or not self._chunk_file(name).write(start, data)  # type: ignore[union-attr]
+        ]
+        if rest:
+            sync(_write_all(region, rest))
         self._progress[batch] = n
+
+    def _chunk_file(self, name: str) -> ChunkFile | None:
+        if name not in self._chunk_files:
+            self._chunk_files[name] = ChunkFile.of(self._array(name))
+        return self._chunk_files[name]
 
     def _array(self, name: str) -> zarr.Array:
         if name not in self._arrays:

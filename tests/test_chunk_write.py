@@ -1,0 +1,57 @@
+"""Direct whole-chunk writes give the very bytes zarr writes, and fall back to zarr otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec
+
+from zipfstage.store.chunk_write import ChunkFile
+
+_COMPRESSORS = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
+
+
+def make(
+    root: zarr.Group, name: str, dtype: str, shape: tuple[int, ...], chunks: tuple[int, ...]
+) -> zarr.Array:
+    return root.create_array(
+        name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, compressors=_COMPRESSORS
+    )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "width"), [("float32", None), ("int32", 8), ("int8", 8), ("float32", 5)]
+)
+def test_direct_chunk_bytes_equal_zarrs(tmp_path: Path, dtype: str, width: int | None) -> None:
+    root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
+    shape, chunks = ((64,), (16,)) if width is None else ((64, width), (16, width))
+    by_zarr, direct = make(root, "a", dtype, shape, chunks), make(root, "b", dtype, shape, chunks)
+    data = (np.random.default_rng(0).normal(size=chunks) * 50).astype(dtype)
+    by_zarr[16:32] = data
+    writer = ChunkFile.of(direct)
+    assert writer is not None and writer.write(16, data)
+    key = ["c", "1"] + ["0"] * (len(chunks) - 1)
+    assert (tmp_path / "s.zarr/b").joinpath(*key).read_bytes() == (tmp_path / "s.zarr/a").joinpath(
+        *key
+    ).read_bytes()
+    reopened = zarr.open_group(tmp_path / "s.zarr", mode="r")["b"]
+    np.testing.assert_array_equal(np.asarray(reopened[16:32]), data)  # type: ignore[index]
+    assert (np.asarray(reopened[:16]) == 0).all()  # type: ignore[index]
+
+
+def test_partial_chunk_is_left_to_zarr(tmp_path: Path) -> None:
+    root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
+    writer = ChunkFile.of(make(root, "a", "float32", (64,), (16,)))
+    assert writer is not None
+    assert not writer.write(16, np.ones(10, dtype=np.float32))  # short last batch
+    assert not writer.write(8, np.ones(16, dtype=np.float32))  # not on a chunk boundary
+    assert not (tmp_path / "s.zarr/a/c").exists()
+
+
+def test_other_codecs_are_left_to_zarr(tmp_path: Path) -> None:
+    root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
+    plain = root.create_array("a", shape=(64,), chunks=(16,), dtype="float32")
+    assert ChunkFile.of(plain) is None
