@@ -145,7 +145,15 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
             )
         return existing
     remove_derived_outputs(out_dir)  # a new store: the old tokenizer, fits and figures are stale
-    create_store(path, spec.plan, spec.points, spec.metrics, spec.channel_indices, spec.attributes)
+    create_store(
+        path,
+        spec.plan,
+        spec.points,
+        spec.metrics,
+        spec.channel_indices,
+        spec.attributes,
+        point_channels=spec.point_channels,
+    )
     return None
 
 

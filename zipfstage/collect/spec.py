@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ class StoreSpec:
     metrics: list[str]
     channel_indices: list[int]
     attributes: dict[str, Any]
+    #: channel_wise indices of each point where they differ from `channel_indices` (d_ff sites)
+    point_channels: dict[str, list[int]] = field(default_factory=dict)
 
 
 def package_versions() -> dict[str, str]:

@@ -36,7 +36,7 @@ def collect_batches(
     Returns how many batches the data holds, or None when stopped early on request.
     """
     committed = writer.committed()
-    reducer = MetricReducer(run.shape.metrics, run.channel_indices)
+    reducer = MetricReducer(run.shape.metrics, run.channels_by_width)
     architecture, device = run.loaded.architecture, run.loaded.device
     seen = 0
     with (
