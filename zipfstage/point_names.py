@@ -12,7 +12,7 @@ import re
 EMBED = "embed"
 EMBED_LAYER = -1
 RESID_POST = "resid_post"
-#: the sites of one decoder block, in the order the forward pass reaches them (TransformerLens names)
+#: one decoder block's sites in the order the forward pass reaches them (TransformerLens names)
 SITES: tuple[str, ...] = ("attn_out", "resid_mid", "mlp_act", "mlp_out", RESID_POST)
 SITE_DESCRIPTIONS: dict[str, str] = {
     "attn_out": "attention output, before the residual add",

@@ -9,6 +9,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from zipfstage.plotting import style
+from zipfstage.point_names import parse_point
 from zipfstage.records import CHANNEL_WISE, ChannelFits, FitRecord, FitTable, lookup
 
 QUANTITIES = {
@@ -65,7 +66,18 @@ def dashboard_figure(
         ax.set_title(title)
         ax.set_xlabel("metric")
         ax.set_ylabel("point (shallow → deep)")
+        separate_layers(ax, points)
     return fig
+
+
+def separate_layers(ax: Axes, points: list[str]) -> None:
+    """A rule between the rows of consecutive layers when a layer has several sites."""
+    layers = [where[0] if (where := parse_point(p)) else None for p in points]
+    if len(set(layers)) == len(layers):
+        return
+    for row in range(1, len(layers)):
+        if layers[row] != layers[row - 1]:
+            ax.axhline(row - 0.5, color="black", lw=1.2)
 
 
 def channel_heatmap_figure(points: list[str], channels: ChannelFits) -> Figure:

@@ -80,7 +80,7 @@ class StoreReader:
             channels = array_at(self.root, metric_array_name(point, CHANNEL_WISE)).attrs["channels"]
         except (KeyError, TypeError):
             return self.channel_indices
-        return [int(c) for c in channels]  # type: ignore[union-attr]
+        return [int(c) for c in channels]  # type: ignore[union-attr,arg-type]
 
     @property
     def complete(self) -> bool:
