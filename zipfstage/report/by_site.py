@@ -11,8 +11,9 @@ from zipfstage.point_names import EMBED, RESID_POST, SITE_DESCRIPTIONS, SITES, p
 from zipfstage.report.content import FitRow
 
 INTRO = (
-    "Fitted power-law exponent \u03b1 of {metric} at every collected site, rows in block order. "
-    "A smaller \u03b1 is a heavier tail. Colour: the goodness-of-fit verdict."
+    "Fitted power-law exponent \u03b1 of {metric} (the report's tail metric, "
+    "report.tail_metric) at every collected site, columns in block order. A smaller \u03b1 is a "
+    "heavier tail."
 )
 
 
@@ -67,7 +68,8 @@ def by_site_html(grid: SiteGrid | None) -> str:
             )
         body.append(f"<tr><th>{escape(_layer_label(layer))}</th>{''.join(cells)}</tr>")
     return (
-        f"<p class='note'>{escape(INTRO.format(metric=grid.metric))}</p>"
+        f"<p class='note'>{escape(INTRO.format(metric=grid.metric))} Colour: the "
+        "goodness-of-fit verdict (hover for it).</p>"
         f"<div class='scroll'><table><thead><tr><th>layer</th>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
