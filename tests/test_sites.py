@@ -4,6 +4,8 @@ the residual algebra between sites, the early stop, MoE, point naming and bad in
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,10 @@ from zipfstage.collect.points import Point, resolve_points
 from zipfstage.collect.reducer import MetricReducer
 from zipfstage.errors import ZipfstageError
 from zipfstage.point_names import SITES, block_order, parse_point, point_name
+from zipfstage.records import FitRecord
+from zipfstage.report.by_site import by_site_html, by_site_markdown, site_grid
+from zipfstage.report.content import FitRow
+from zipfstage.report.verdict import alternatives_verdict, clauset_verdict
 from zipfstage.store import open_store
 
 runner = CliRunner()
@@ -301,3 +307,42 @@ def test_bad_sites_exit_2_with_one_line_and_nothing_written(
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _row(point: str, metric: str, alpha: float) -> FitRow:
+    fit = FitRecord(point, metric, alpha=alpha, xmin=1.0, n_tail=100, n=1000)
+    return FitRow(0, fit, clauset_verdict(fit), alternatives_verdict(fit))
+
+
+def test_by_site_view_puts_layers_in_rows_and_sites_in_block_order() -> None:
+    rows = [
+        _row("embed", "max_abs", 9.0),
+        _row("layer_1", "max_abs", 5.0),
+        _row("layer_1.mlp_act", "max_abs", 2.5),
+        _row("layer_1.attn_out", "max_abs", 4.0),
+        _row("layer_3.mlp_act", "max_abs", 1.5),
+        _row("layer_1.mlp_act", "rms", 7.0),
+    ]
+    grid = site_grid(rows, "max_abs")
+    assert grid is not None
+    assert grid.layers == [-1, 1, 3] and grid.sites == ["attn_out", "mlp_act", "resid_post"]
+    table = by_site_markdown(grid)
+    assert table[-3:] == [
+        "| embed | — | — | 9.00 (untested) |",
+        "| layer 1 | 4.00 (untested) | 2.50 (untested) | 5.00 (untested) |",
+        "| layer 3 | — | 1.50 (untested) | — |",
+    ]
+    html = by_site_html(grid)
+    assert html.index("attn_out") < html.index("mlp_act") < html.index("resid_post")
+    # one site per layer (every store made before sites): no view
+    one_site = [_row("layer_1", "max_abs", 5.0), _row("layer_2", "max_abs", 4.0)]
+    assert site_grid(one_site, "max_abs") is None
+
+
+def test_point_names_import_without_numpy_or_torch() -> None:
+    code = (
+        "import sys, zipfstage.point_names; "
+        "heavy = {'numpy', 'torch'} & set(sys.modules); assert not heavy, heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
