@@ -4,6 +4,7 @@ the residual algebra between sites, the early stop, MoE, point naming and bad in
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from zipfstage.collect.metrics import CHANNEL_WISE, METRICS
 from zipfstage.collect.plan import channels_by_width, sample_channels
 from zipfstage.collect.points import Point, resolve_points
 from zipfstage.collect.reducer import MetricReducer
+from zipfstage.collect.sites import LAYOUTS, layout_for, site_hook
 from zipfstage.errors import ZipfstageError
 from zipfstage.point_names import SITES, block_order, parse_point, point_name
 from zipfstage.records import FitRecord
@@ -346,3 +348,17 @@ def test_point_names_import_without_numpy_or_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_unknown_model_type_is_matched_by_structure_or_refused() -> None:
+    architecture = resolve_architecture(build_model("llama"))
+    derivative = dataclasses.replace(architecture, model_type="my_llama_derivative")
+    assert layout_for(derivative) == LAYOUTS["llama"]
+    hook = site_hook(derivative, 1, "mlp_act")
+    assert hook.module is architecture.blocks[1].mlp.down_proj and hook.from_input
+    assert hook.width == D_FF
+    blocks = torch.nn.ModuleList([torch.nn.Linear(4, 4) for _ in range(LAYERS)])
+    strange = dataclasses.replace(architecture, model_type="strange", blocks=blocks)
+    with pytest.raises(ZipfstageError, match="strange: cannot find site mlp_act"):
+        site_hook(strange, 0, "mlp_act")
+    assert site_hook(strange, 0, "resid_post").module is blocks[0]
