@@ -28,9 +28,9 @@ from zipfstage.store import open_store
 
 runner = CliRunner()
 # 125 batches of few arrays: long enough to kill mid-run, quick to write on a 2-core machine
-LONG = small_collect_args(16000, "embed,last", "rms,channel_wise")
+LONG = small_collect_args(16000, "embed,last.mlp_act", "rms,channel_wise")  # d_ff channels
 # every metric at three points, one chunk per batch each
-SHORT = small_collect_args(1280, "embed,layer_1,last")
+SHORT = small_collect_args(1280, "embed,layer_1.attn_out,last")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import numpy as np
 from tests.cli_helpers import all_arrays, committed_batches, small_collect_args, spawn_collect
 from zipfstage.store import open_store
 
-ARGS = small_collect_args(16000, "embed,layer_1,last")
+ARGS = small_collect_args(16000, "embed,layer_1.mlp_act,last")  # a d_ff site among them
 
 
 def run_cli(model: Path, out: Path) -> subprocess.Popen[bytes]:

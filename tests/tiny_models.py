@@ -57,6 +57,18 @@ def tiny_config(kind: str) -> Any:
         return tf.GPT2Config(**common, n_embd=HIDDEN, n_layer=LAYERS, n_head=4, n_positions=512)
     if kind == "gpt_neox":
         return tf.GPTNeoXConfig(**common, **decoder)
+    if kind == "gpt_neox_serial":  # use_parallel_residual=False: a resid_mid exists
+        return tf.GPTNeoXConfig(**common, **decoder, use_parallel_residual=False)
+    if kind == "qwen3_moe":  # every block's MLP a mixture of 4 experts, 2 per token
+        return tf.Qwen3MoeConfig(
+            **common,
+            **decoder,
+            num_key_value_heads=2,
+            head_dim=12,
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=32,
+        )
     if kind == "opt":
         return tf.OPTConfig(
             **common,
@@ -67,6 +79,10 @@ def tiny_config(kind: str) -> Any:
             max_position_embeddings=512,
             word_embed_proj_dim=HIDDEN,
         )
+    if kind == "opt_post_ln":  # like opt-350m: the norms run after the residual adds
+        config = tiny_config("opt")
+        config.do_layer_norm_before = False
+        return config
     raise ValueError(kind)
 
 

@@ -49,6 +49,8 @@ class CollectSettings(_Section):
     seq_len: int = Field(default=256, gt=1)
     prepend_bos: bool = True
     points: list[str] = Field(default_factory=lambda: ["embed", "middle", "last"])
+    #: sites read at every selected layer (attn_out, resid_mid, mlp_act, mlp_out, resid_post, all)
+    sites: list[str] = Field(default_factory=lambda: ["resid_post"])
     metrics: list[str] = Field(default_factory=lambda: ["all"])
     channels: int = Field(default=64, ge=0)
     #: the k largest |h_c| per token, with channels and signs (0 = off; clamped to the width)
@@ -220,6 +222,8 @@ def _squash(exc: BaseException) -> str:
 def collect_identity(settings: CollectSettings) -> dict[str, Any]:
     """The collect settings that determine the store's contents (what a resume must match)."""
     dumped = settings.model_dump(mode="json")
+    if dumped.get("sites") == ["resid_post"]:  # the default: stores made before sites still match
+        del dumped["sites"]
     return {k: v for k, v in dumped.items() if k not in CollectSettings.RUNTIME_ONLY}
 
 

@@ -22,6 +22,9 @@ class Architecture:
     backbone: nn.Module
     blocks: nn.ModuleList
     hidden_size: int
+    #: `config.model_type` ("llama", "gpt2", ...) and the text config, for the site table
+    model_type: str = ""
+    config: Any = None
 
     @property
     def n_layers(self) -> int:
@@ -40,7 +43,13 @@ def resolve_architecture(model: nn.Module) -> Architecture:
             f"cannot find the {n_layers} decoder blocks of {type(model).__name__}; "
             "add its path to zipfstage.collect.architecture.KNOWN_BLOCK_PATHS"
         )
-    return Architecture(backbone=backbone, blocks=blocks, hidden_size=int(hidden))
+    return Architecture(
+        backbone=backbone,
+        blocks=blocks,
+        hidden_size=int(hidden),
+        model_type=str(getattr(text_config, "model_type", "") or ""),
+        config=text_config,
+    )
 
 
 def _first_attr(config: object, names: tuple[str, ...]) -> int:

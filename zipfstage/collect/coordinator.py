@@ -153,6 +153,7 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
         spec.channel_indices,
         spec.attributes,
         topk=spec.topk,
+        point_channels=spec.point_channels,
     )
     return None
 

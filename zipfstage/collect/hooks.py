@@ -1,7 +1,8 @@
 """Forward hooks that hand each collection point's hidden state to a callback.
 
-Hooks live inside a context manager that always removes them. The hook at the deepest point raises
-`StopForward`, so the blocks after it, the final norm and the LM head are never computed.
+Hooks live inside a context manager that always removes them. The hook at the deepest point (the
+last one the forward pass reaches, `max(points)`) raises `StopForward`, so the rest of that
+block, the blocks after it, the final norm and the LM head are never computed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch.utils.hooks import RemovableHandle
 
 from zipfstage.collect.architecture import Architecture
 from zipfstage.collect.points import EMBED_DEPTH, Point
+from zipfstage.collect.sites import SiteHook, site_hook
 
 HiddenCallback = Callable[[Point, torch.Tensor], None]
 
@@ -27,6 +29,21 @@ def _first_tensor(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output[0]
 
 
+def _first_input(args: Any, kwargs: dict[str, Any]) -> torch.Tensor:
+    if args:
+        return _first_tensor(args[0])
+    if "hidden_states" in kwargs:
+        return kwargs["hidden_states"]
+    return next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
+
+
+def hook_for(architecture: Architecture, point: Point) -> SiteHook:
+    """The module and side (input or output) that carries a point."""
+    if point.depth == EMBED_DEPTH:
+        return SiteHook(architecture.blocks[0], from_input=True, width=architecture.hidden_size)
+    return site_hook(architecture, point.depth, point.site)
+
+
 @contextmanager
 def point_hooks(
     architecture: Architecture, points: list[Point], callback: HiddenCallback
@@ -37,11 +54,7 @@ def point_hooks(
 
     def make_hook(point: Point, from_input: bool) -> Callable[..., None]:
         def hook(module: Any, args: Any, *rest: Any) -> None:
-            if from_input:
-                kwargs = rest[0]
-                hidden = args[0] if args else kwargs["hidden_states"]
-            else:
-                hidden = _first_tensor(rest[-1])
+            hidden = _first_input(args, rest[0]) if from_input else _first_tensor(rest[-1])
             callback(point, hidden)
             if point == deepest:
                 raise StopForward
@@ -50,14 +63,14 @@ def point_hooks(
 
     try:
         for point in points:
-            if point.depth == EMBED_DEPTH:
-                block = architecture.blocks[0]
-                handles.append(
-                    block.register_forward_pre_hook(make_hook(point, True), with_kwargs=True)
+            where = hook_for(architecture, point)
+            if where.from_input:
+                handle = where.module.register_forward_pre_hook(
+                    make_hook(point, True), with_kwargs=True
                 )
             else:
-                block = architecture.blocks[point.depth]
-                handles.append(block.register_forward_hook(make_hook(point, False)))
+                handle = where.module.register_forward_hook(make_hook(point, False))
+            handles.append(handle)
         yield
     finally:
         for handle in handles:

@@ -23,10 +23,11 @@ from zipfstage.collect.corpus import (
     iter_documents,
     pack_sequences,
 )
+from zipfstage.collect.hooks import hook_for
 from zipfstage.collect.metrics import CHANNEL_WISE, resolve_metrics
 from zipfstage.collect.models import LoadedModel, load_model
 from zipfstage.collect.placement import Placement
-from zipfstage.collect.points import Point, check_point_syntax, resolve_points
+from zipfstage.collect.points import Point, check_point_syntax, resolve_points, resolve_sites
 from zipfstage.collect.spec import StoreSpec, package_versions
 from zipfstage.config import CollectSettings, collect_identity, stable_hash
 from zipfstage.errors import ZipfstageError
@@ -53,7 +54,7 @@ def validate_settings(settings: CollectSettings, out_dir: Path) -> RunShape:
         if "all" not in settings.metrics:
             raise ZipfstageError("metric channel_wise needs --channels of at least 1")
         metrics.remove(CHANNEL_WISE)
-    check_point_syntax(settings.points)
+    check_point_syntax(settings.points, settings.sites)
     max_sequences = settings.max_tokens // settings.seq_len
     if max_sequences == 0:
         raise ZipfstageError(
@@ -77,10 +78,20 @@ def check_writable(out_dir: Path) -> None:
         raise ZipfstageError(f"--out {out_dir} is not writable ({existing} does not allow writing)")
 
 
-def sample_channels(hidden_size: int, count: int, seed: int) -> list[int]:
-    """The channel indices channel_wise keeps, drawn once from the seed."""
+def sample_channels(width: int, count: int, seed: int) -> list[int]:
+    """The channel indices channel_wise keeps at vectors of `width`, drawn once from the seed."""
     rng = np.random.default_rng(seed)
-    return sorted(rng.choice(hidden_size, size=min(count, hidden_size), replace=False).tolist())
+    return sorted(rng.choice(width, size=min(count, width), replace=False).tolist())
+
+
+def point_widths(loaded: LoadedModel, points: list[Point]) -> dict[str, int]:
+    """Each point's vector width (d_model, or d_ff at mlp_act); fails on a site the model lacks."""
+    return {p.name: hook_for(loaded.architecture, p).width for p in points}
+
+
+def channels_by_width(widths: set[int], count: int, seed: int) -> dict[int, list[int]]:
+    """One channel sample per width, each with the same rule and seed."""
+    return {width: sample_channels(width, count, seed) for width in sorted(widths)}
 
 
 def batch_stream(
@@ -104,6 +115,13 @@ class PreparedRun:
     channel_indices: list[int]
     identity: dict[str, Any]
     config_hash: str
+    #: vector width of each point, and the channel_wise sample of each width
+    widths: dict[str, int]
+    channels_by_width: dict[int, list[int]]
+
+    @property
+    def point_channels(self) -> dict[str, list[int]]:
+        return {name: self.channels_by_width[width] for name, width in self.widths.items()}
 
     @property
     def plan(self) -> StorePlan:
@@ -132,18 +150,15 @@ class PreparedRun:
             channel_indices=self.channel_indices,
             attributes=store_attributes(self),
             topk=self.topk_layouts(),
+            point_channels=self.point_channels,
         )
-
-    def point_widths(self) -> dict[str, int]:
-        """The vector width at each point (the residual stream's for every point collected now)."""
-        return {p.name: self.loaded.architecture.hidden_size for p in self.points}
 
     def topk_layouts(self) -> dict[str, TopkLayout]:
         """Each point's top-k columns: --topk clamped to the width there; none with --topk 0."""
         k = self.settings.topk
         if k == 0:
             return {}
-        return {name: TopkLayout(min(k, d), k, d) for name, d in self.point_widths().items()}
+        return {name: TopkLayout(min(k, d), k, d) for name, d in self.widths.items()}
 
 
 def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) -> PreparedRun:
@@ -152,14 +167,18 @@ def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) 
     loaded = load_model(
         settings.model, settings.revision, settings.dtype, placement.device, placement.device_map
     )
-    points = resolve_points(settings.points, loaded.architecture.n_layers)
+    points = resolve_points(
+        settings.points, loaded.architecture.n_layers, resolve_sites(settings.sites)
+    )
+    widths = point_widths(loaded, points)
     first = next(batch_stream(settings, shape, loaded.tokenizer), None)
     if first is None:
         raise ZipfstageError(
             f"the data {settings.data!r} gave no full sequence of {settings.seq_len} tokens "
             "(empty or too short); check --data, --text-field or lower --seq-len"
         )
-    channels = sample_channels(loaded.architecture.hidden_size, settings.channels, settings.seed)
+    hidden = loaded.architecture.hidden_size
+    by_width = channels_by_width({hidden, *widths.values()}, settings.channels, settings.seed)
     identity = {
         "collect": collect_identity(settings),
         "model": {k: v for k, v in loaded.describe().items() if k != "dtype"},
@@ -167,7 +186,17 @@ def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) 
         "data": shape.data.describe(),
         "data_fingerprint": hashlib.sha256(first.tobytes()).hexdigest()[:16],
     }
-    return PreparedRun(settings, shape, loaded, points, channels, identity, stable_hash(identity))
+    return PreparedRun(
+        settings,
+        shape,
+        loaded,
+        points,
+        by_width[hidden],
+        identity,
+        stable_hash(identity),
+        widths,
+        by_width,
+    )
 
 
 def store_attributes(run: PreparedRun) -> dict[str, Any]:
@@ -181,6 +210,7 @@ def store_attributes(run: PreparedRun) -> dict[str, Any]:
         "versions": package_versions(),
         "point_layers": {p.name: p.depth for p in run.points},
         **topk_attributes(run.settings.topk, run.topk_layouts()),
+        "channels_by_width": {str(w): c for w, c in run.channels_by_width.items()},
         "collect_seconds": 0.0,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

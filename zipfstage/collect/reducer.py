@@ -7,6 +7,7 @@ makes one transfer per batch for all of them together.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +40,13 @@ class MetricReducer:
     """Accumulates one batch's metrics per point; `to_host` returns {(point, metric): array}.
 
     `topk` > 0 adds the top-k family (clamped to each point's width); `hill_k` is hill_tail's k_h.
+    `channel_indices` is one list for every point, or one per vector width (d_model, d_ff).
     """
 
     def __init__(
         self,
         metrics: list[str],
-        channel_indices: list[int],
+        channel_indices: Sequence[int] | Mapping[int, Sequence[int]],
         topk: int = 0,
         hill_k: int | None = None,
     ) -> None:
@@ -53,7 +55,7 @@ class MetricReducer:
         self.channel_indices = channel_indices
         self.topk = topk
         self.hill_k = hill_k
-        self._channels: torch.Tensor | None = None
+        self._channels: dict[int, torch.Tensor] = {}
         self._tensors: list[torch.Tensor] = []
         self._pieces: list[_Piece] = []
 
@@ -77,10 +79,18 @@ class MetricReducer:
                 ],
             )
         if self.channel_wise:
-            if self._channels is None or self._channels.device != flat.device:
-                self._channels = torch.tensor(self.channel_indices, device=flat.device)
-            sampled = flat.index_select(-1, self._channels).float()
+            sampled = flat.index_select(-1, self._channels_for(flat)).float()
             self._add(sampled, [_Piece((point.name, CHANNEL_WISE), tuple(sampled.shape))])
+
+    def _channels_for(self, flat: torch.Tensor) -> torch.Tensor:
+        """The sampled channel indices for this vector width, cached on its device."""
+        width = flat.shape[-1]
+        cached = self._channels.get(width)
+        if cached is None or cached.device != flat.device:
+            indices = self.channel_indices
+            chosen = indices[width] if isinstance(indices, Mapping) else indices
+            cached = self._channels[width] = torch.tensor(list(chosen), device=flat.device)
+        return cached
 
     def _add(self, block: torch.Tensor, pieces: list[_Piece]) -> None:
         self._tensors.append(block.reshape(-1))

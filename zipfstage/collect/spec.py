@@ -33,6 +33,8 @@ class StoreSpec:
     attributes: dict[str, Any]
     #: points with top-k arrays and their layout (empty with --topk 0)
     topk: dict[str, TopkLayout] = field(default_factory=dict)
+    #: channel_wise indices of each point where they differ from `channel_indices` (d_ff sites)
+    point_channels: dict[str, list[int]] = field(default_factory=dict)
 
 
 def package_versions() -> dict[str, str]:

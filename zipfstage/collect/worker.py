@@ -37,7 +37,7 @@ def collect_batches(
     """
     committed = writer.committed()
     reducer = MetricReducer(
-        run.shape.metrics, run.channel_indices, run.settings.topk, run.settings.hill_k
+        run.shape.metrics, run.channels_by_width, run.settings.topk, run.settings.hill_k
     )
     architecture, device = run.loaded.architecture, run.loaded.device
     seen = 0

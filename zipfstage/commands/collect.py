@@ -67,6 +67,13 @@ def collect_command(
         bool | None, typer.Option("--bos/--no-bos", help="Start each sequence with BOS.")
     ] = None,
     points: PointsOption = None,
+    sites: Annotated[
+        str | None,
+        typer.Option(
+            help="Sites at every selected layer: attn_out,resid_mid,mlp_act,mlp_out,resid_post "
+            "or all (default: resid_post). --points also takes <layer>.<site>, e.g. middle.mlp_act."
+        ),
+    ] = None,
     metrics: MetricsOption = None,
     channels: Annotated[
         int | None, typer.Option(help="Channels sampled for channel_wise (default: 64).")
@@ -119,6 +126,7 @@ def collect_command(
             "seq_len": seq_len,
             "prepend_bos": prepend_bos,
             "points": split_csv(points),
+            "sites": split_csv(sites),
             "metrics": split_csv(metrics),
             "channels": channels,
             "topk": topk,

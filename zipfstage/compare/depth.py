@@ -7,12 +7,9 @@ models of 12 and 36 layers share one axis.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-EMBED = "embed"
-RESID_POST = "resid_post"
-_LAYER = re.compile(r"^layer_(\d+)(?:\.([A-Za-z_][A-Za-z0-9_]*))?$")
+from zipfstage.point_names import EMBED, RESID_POST, parse_point
 
 
 @dataclass(frozen=True)
@@ -28,16 +25,6 @@ class PointPlace:
     def stream(self) -> str:
         """The series a point belongs to: embed joins the residual stream at depth 0."""
         return RESID_POST if self.site == EMBED else self.site
-
-
-def parse_point(name: str) -> tuple[int, str] | None:
-    """(layer, site) of a point name, or None for a name that is none of the three forms."""
-    if name == EMBED:
-        return -1, EMBED
-    match = _LAYER.match(name)
-    if match is None:
-        return None
-    return int(match.group(1)), match.group(2) or RESID_POST
 
 
 def relative_depth(layer: int, n_layers: int) -> float:

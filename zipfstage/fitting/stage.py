@@ -153,7 +153,7 @@ def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[Fi
     if pair.metric != CHANNEL_WISE:
         columns: list[tuple[int | None, np.ndarray]] = [(None, np.asarray(data, np.float64))]
     else:
-        channels = store.channel_indices
+        channels = store.point_channels(pair.point)
         labels = channels if len(channels) == data.shape[1] else list(range(data.shape[1]))
         columns = [(int(c), np.abs(data[:, j]).astype(np.float64)) for j, c in enumerate(labels)]
     return [

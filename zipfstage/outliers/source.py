@@ -3,21 +3,19 @@ stores: one batch (one Zarr chunk) of one or two points at a time, committed row
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import zarr
 
+from zipfstage.point_names import parse_point
 from zipfstage.records import TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
 from zipfstage.store.layout import TOKEN_IDS, TOKEN_POSITIONS, array_at, metric_array_name
 from zipfstage.store.reader import StoreReader
 
 MEDIAN_ABS = "median_abs"
 HILL_TAIL = "hill_tail"
-_SUB_LAYER = re.compile(r"^layer_(\d+)\.(attn_out|resid_mid|mlp_act|mlp_out)$")
-_LAYER = re.compile(r"^layer_(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -43,17 +41,6 @@ class Chunk:
     sign: np.ndarray
     median: np.ndarray | None
     hill: np.ndarray | None
-
-
-def parse_point(name: str) -> tuple[int, str] | None:
-    """(layer, site) from a point name; None for a name this analysis does not know."""
-    if name == "embed":
-        return -1, "embed"
-    if match := _LAYER.match(name):
-        return int(match.group(1)), "resid_post"
-    if match := _SUB_LAYER.match(name):
-        return int(match.group(1)), match.group(2)
-    return None
 
 
 def _has(root: zarr.Group, name: str) -> bool:

@@ -9,6 +9,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from zipfstage.plotting import style
+from zipfstage.point_names import parse_point, site_of
 from zipfstage.records import CHANNEL_WISE, ChannelFits, FitRecord, FitTable, lookup
 
 QUANTITIES = {
@@ -73,14 +74,58 @@ def dashboard_figure(
         ax.set_title(title)
         ax.set_xlabel("metric")
         ax.set_ylabel("point (shallow → deep)")
+        separate_layers(ax, points)
     return fig
 
 
+def separate_layers(ax: Axes, points: list[str]) -> None:
+    """A rule between the rows of consecutive layers when a layer has several sites."""
+    layers = [where[0] if (where := parse_point(p)) else None for p in points]
+    if len(set(layers)) == len(layers):
+        return
+    for row in range(1, len(layers)):
+        if layers[row] != layers[row - 1]:
+            ax.axhline(row - 0.5, color="black", lw=1.2)
+
+
 def channel_heatmap_figure(points: list[str], channels: ChannelFits) -> Figure:
-    """Per-channel alpha (or OLS slope when no alpha was fitted) by point and sampled channel."""
+    """Per-channel alpha (or OLS slope when no alpha was fitted) by point and sampled channel.
+
+    mlp_act points (d_ff wide, their own channel sample) get a panel of their own: a channel
+    index means a different channel there than in the residual stream.
+    """
     all_fits = [f for p in points for f in channels.get(p, [])]
     quantity = "alpha" if any(f.ok for f in all_fits) else "slope"
-    channel_ids = sorted({f.channel for f in all_fits if f.channel is not None})
+    panels = [
+        group
+        for group in (
+            [p for p in points if site_of(p) != "mlp_act"],
+            [p for p in points if site_of(p) == "mlp_act"],
+        )
+        if group
+    ]
+    counts = [len(_channel_ids(group, channels)) for group in panels]
+    annotate = max(counts, default=0) <= 16 and len(points) <= 24
+    width = min(3.0 + (0.7 if annotate else 0.22) * max(counts, default=0), 16.0)
+    heights = [1.0 + 0.38 * len(group) for group in panels]
+    with style.styled():
+        fig = style.new_figure((width, 0.6 + sum(heights)))
+        axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
+        for ax, group in zip(axes, panels, strict=True):
+            _channel_panel(ax, group, channels, quantity, annotate)
+        name = "\u03b1" if quantity == "alpha" else "OLS slope"
+        axes[0].set_title(f"Per-channel {name} ({sum(counts)} sampled channels)")
+    return fig
+
+
+def _channel_ids(points: list[str], channels: ChannelFits) -> list[int]:
+    return sorted({f.channel for p in points for f in channels.get(p, []) if f.channel is not None})
+
+
+def _channel_panel(
+    ax: Axes, points: list[str], channels: ChannelFits, quantity: str, annotate: bool
+) -> None:
+    channel_ids = _channel_ids(points, channels)
     column = {c: j for j, c in enumerate(channel_ids)}
     values = np.full((len(points), len(channel_ids)), np.nan)
     for i, point in enumerate(points):
@@ -88,27 +133,19 @@ def channel_heatmap_figure(points: list[str], channels: ChannelFits) -> Figure:
             value = fit_value(f, quantity)
             if f.channel is not None and value is not None:
                 values[i, column[f.channel]] = value
-    bar_label = QUANTITIES[quantity][0]
-    annotate = len(channel_ids) <= 16 and len(points) <= 24
-    width = min(3.0 + (0.7 if annotate else 0.22) * len(channel_ids), 16.0)
-    with style.styled():
-        fig = style.new_figure((width, 1.6 + 0.38 * len(points)))
-        ax = fig.add_subplot()
-        heatmap(
-            ax,
-            values,
-            row_labels=points,
-            col_labels=[str(c) for c in channel_ids],
-            bar_label=bar_label,
-            annotate=annotate,
-        )
-        name = "\u03b1" if quantity == "alpha" else "OLS slope"
-        ax.set_title(f"Per-channel {name} ({len(channel_ids)} sampled channels)")
-        ax.set_xlabel("hidden-state channel index")
-        ax.set_ylabel("point (shallow → deep)")
-        if len(channel_ids) > 24:
-            ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    return fig
+    heatmap(
+        ax,
+        values,
+        row_labels=points,
+        col_labels=[str(c) for c in channel_ids],
+        bar_label=QUANTITIES[quantity][0],
+        annotate=annotate,
+    )
+    mlp = all(site_of(p) == "mlp_act" for p in points)
+    ax.set_xlabel("MLP channel index (d_ff)" if mlp else "hidden-state channel index")
+    ax.set_ylabel("point (shallow → deep)")
+    if len(channel_ids) > 24:
+        ax.tick_params(axis="x", labelrotation=90, labelsize=7)
 
 
 def heatmap(

@@ -1,4 +1,8 @@
-"""Every collected point's CCDF of one metric, overlaid and coloured by depth."""
+"""Every collected point's CCDF of one metric, overlaid and coloured by depth.
+
+With sub-layer sites the colour is the layer and the line style the site (as in the outlier
+figures), so the curves of one block read as a group.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,21 @@ from zipfstage.formatting import fmt_fixed
 from zipfstage.plotting import style
 from zipfstage.plotting.annotate import note
 from zipfstage.plotting.ccdf import CCDF_LABEL
+from zipfstage.plotting.outlier_data import SITE_STYLES
 from zipfstage.plotting.samples import metric_label
 from zipfstage.plotting.thinning import SortedSample
+from zipfstage.point_names import parse_point
 from zipfstage.records import FitRecord
+
+
+def _shade_keys(points: list[str]) -> tuple[list[int], bool]:
+    """One colour step per point, or per layer when several sites were collected."""
+    where = [parse_point(p) for p in points]
+    by_site = len({w[1] for w in where if w is not None and w[1] != "embed"}) > 1
+    if not by_site:
+        return list(range(len(points))), False
+    layers = sorted({w[0] for w in where if w is not None})
+    return [layers.index(w[0]) if w is not None else 0 for w in where], True
 
 
 def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, FitRecord]]) -> Figure:
@@ -28,19 +44,31 @@ def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, FitRec
         ax.set_ylabel(CCDF_LABEL)
         ax.set_title(f"CCDF by depth · {metric}")
         cmap = colormaps[style.SEQUENTIAL_CMAP]
-        shades = np.linspace(0.0, 0.9, max(len(curves), 2))
+        keys, by_site = _shade_keys([point for point, _, _ in curves])
+        shades = np.linspace(0.0, 0.9, max(max(keys, default=0) + 1, 2))
         drawn = 0
-        for (point, sample, fit), shade in zip(curves, shades, strict=False):
+        for (point, sample, fit), key in zip(curves, keys, strict=True):
             if sample.empty:
                 continue
             alpha = f"  (\u03b1 = {fmt_fixed(fit.alpha)})" if fit.ok else "  (no fit)"
-            ax.plot(sample.values, sample.ccdf, color=cmap(shade), lw=1.5, label=f"{point}{alpha}")
+            where = parse_point(point)
+            line = SITE_STYLES.get(where[1] if where else "", ("-", "o"))[0] if by_site else "-"
+            ax.plot(
+                sample.values,
+                sample.ccdf,
+                color=cmap(shades[key]),
+                ls=line,
+                lw=1.5,
+                label=f"{point}{alpha}",
+            )
             drawn += 1
         if drawn == 0:
             note(ax, "no positive finite values to draw")
         else:
             ax.legend(
-                title="point (shallow → deep)",
+                title="point (shallow → deep, sites in block order)"
+                if by_site
+                else "point (shallow → deep)",
                 loc="center left",
                 bbox_to_anchor=(1.01, 0.5),
                 ncols=columns,

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
 from zipfstage.records import ALTERNATIVE_LABELS, ALTERNATIVES, FitRecord
+from zipfstage.report.by_site import by_site_html, site_grid
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
 from zipfstage.report.outliers_section import outliers_html
@@ -96,14 +97,16 @@ FIT_COLUMNS = [
 
 
 def render_html(content: ReportContent) -> str:
+    by_site = site_grid(content.rows, content.tail_metric)
     sections = [
-        _header(content),
+        _header(content, with_sites=by_site is not None),
         _section("summary", "Summary", _summary(content.findings)),
         _section("run", "The run", _run_table(content)),
         _section("fits", "Fits", _fits(content)),
         _section(
             "dashboards", "Dashboards", figures_html(content.section("dashboards"), wide=True)
         ),
+        *[_section("sites", "By site", by_site_html(grid)) for grid in [by_site] if grid],
         _section(
             "depth",
             "CCDFs by depth",
@@ -134,7 +137,7 @@ def render_html(content: ReportContent) -> str:
     )
 
 
-def _header(content: ReportContent) -> str:
+def _header(content: ReportContent, with_sites: bool = False) -> str:
     notes = "".join(f"<p class='note'>Note: {escape(n)}</p>" for n in content.notes)
     links = "".join(
         f"<a href='#{key}'>{label}</a>"
@@ -143,6 +146,7 @@ def _header(content: ReportContent) -> str:
             ("run", "Run"),
             ("fits", "Fits"),
             ("dashboards", "Dashboards"),
+            *([("sites", "By site")] if with_sites else []),
             ("depth", "By depth"),
             ("ccdf", "CCDFs"),
             ("tails", "Tail tokens"),

@@ -7,6 +7,7 @@ metrics, token text, reasons) goes through `markdown_text`, so nothing in it ren
 from __future__ import annotations
 
 from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
+from zipfstage.report.by_site import by_site_markdown, site_grid
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.escape import markdown_code, markdown_path, markdown_text
 from zipfstage.report.figures import ReportFigure
@@ -30,6 +31,7 @@ def render_markdown(content: ReportContent) -> str:
     if content.channel_rows:
         lines += ["", "### Per-channel fits", "", *_table(content.channel_rows, channel=True)]
     lines += ["", "## Dashboards", "", *_images(content.section("dashboards"))]
+    lines += by_site_markdown(site_grid(content.rows, content.tail_metric))
     lines += ["", "## CCDFs by depth", "", *_images(content.section("depth"))]
     lines += ["", "## CCDF of every fit", "", *_images(content.section("ccdf"))]
     lines += ["", "## Where the tail comes from", ""]

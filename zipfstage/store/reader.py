@@ -74,6 +74,14 @@ class StoreReader:
     def channel_indices(self) -> list[int]:
         return list(self.attributes.channel_indices)
 
+    def point_channels(self, point: str) -> list[int]:
+        """The channel_wise indices of one point (its array's "channels"; d_ff sites differ)."""
+        try:
+            channels = array_at(self.root, metric_array_name(point, CHANNEL_WISE)).attrs["channels"]
+        except (KeyError, TypeError):
+            return self.channel_indices
+        return [int(c) for c in channels]  # type: ignore[union-attr,arg-type]
+
     @property
     def complete(self) -> bool:
         return self.attributes.complete

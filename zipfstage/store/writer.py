@@ -62,10 +62,12 @@ def create_store(
     channel_indices: list[int],
     attributes: Mapping[str, Any],
     topk: Mapping[str, TopkLayout] | None = None,
+    point_channels: Mapping[str, list[int]] | None = None,
 ) -> None:
     """Lay out every array in a temporary folder, then move it into place in one rename.
 
     `topk` maps points to their top-k layout; those points get topk_abs/_channel/_sign [N, k].
+    `point_channels` gives a point's own channel_wise indices (a d_ff site samples from d_ff).
     """
     path = Path(path)
     for leftover in path.parent.glob(f".{path.name}.creating-*"):  # from a killed creation
@@ -85,7 +87,8 @@ def create_store(
     for point in points:
         for metric in metrics:
             if metric == CHANNEL_WISE:
-                width = len(channel_indices)
+                channels = (point_channels or {}).get(point, channel_indices)
+                width = len(channels)
                 root.create_array(
                     metric_array_name(point, metric),
                     shape=(rows, width),
@@ -93,7 +96,7 @@ def create_store(
                     dtype="float32",
                     fill_value=float("nan"),
                     compressors=_COMPRESSORS,
-                    attributes={"channels": channel_indices},
+                    attributes={"channels": channels},
                     dimension_names=("token", "channel"),
                 )
             else:
