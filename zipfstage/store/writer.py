@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
+from zipfstage.errors import ZipfstageError
 from zipfstage.records import CHANNEL_WISE
+from zipfstage.store.integrity import batch_digest
 from zipfstage.store.layout import (
+    BATCH_DIGEST,
     FITS_GROUP,
     PROGRESS,
     ROOT_ATTR,
@@ -31,6 +35,7 @@ from zipfstage.store.layout import (
     StorePlan,
     array_at,
     metric_array_name,
+    remove_path,
     root_info,
 )
 
@@ -45,11 +50,39 @@ def create_store(
     channel_indices: list[int],
     attributes: Mapping[str, Any],
 ) -> None:
-    """Lay out every array in a temporary folder, then move it into place in one rename."""
+    """Lay out every array in a temporary folder, then move it into place in one rename.
+
+    The store gets a fresh `store_id` (its generation). A symbolic link at `path` is replaced,
+    never what it points to. A failed write (full disk, no permission) leaves `path` as it was.
+    """
     path = Path(path)
     for leftover in path.parent.glob(f".{path.name}.creating-*"):  # from a killed creation
         shutil.rmtree(leftover, ignore_errors=True)
     staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    try:
+        _lay_out(staging, plan, points, metrics, channel_indices, attributes)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise write_error(f"cannot create the store {path}", exc) from None
+    remove_path(path)
+    staging.rename(path)
+
+
+def write_error(what: str, exc: OSError) -> ZipfstageError:
+    """One line for a failed write: what failed and the OS's reason (full disk, permission)."""
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return ZipfstageError(f"{what}: {reason}{where}")
+
+
+def _lay_out(
+    staging: Path,
+    plan: StorePlan,
+    points: list[str],
+    metrics: list[str],
+    channel_indices: list[int],
+    attributes: Mapping[str, Any],
+) -> None:
     root = zarr.open_group(staging, mode="w", zarr_format=3)
     rows, chunk = plan.planned_rows, plan.rows_per_batch
     for name in (TOKEN_IDS, TOKEN_POSITIONS):
@@ -88,31 +121,60 @@ def create_store(
     root.create_array(
         PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32", fill_value=0
     )
+    root.create_array(
+        BATCH_DIGEST, shape=(plan.planned_batches,), chunks=(1,), dtype="int64", fill_value=0
+    )
     root.attrs[ROOT_ATTR] = {
         **attributes,
+        "store_id": uuid.uuid4().hex,
         "plan": plan.to_json(),
         "points": points,
         "metrics": metrics,
         "channel_indices": channel_indices,
         "status": STATUS_RUNNING,
     }
-    if path.exists():
-        shutil.rmtree(path)
-    staging.rename(path)
 
 
 class StoreWriter:
     """Writes whole batches into an existing store; safe to use from several processes at once."""
 
     def __init__(self, path: Path) -> None:
-        self.root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
+        self.path = Path(path)
+        self.root = zarr.open_group(self.path, mode="r+", zarr_format=3)
         self.plan = StorePlan(**root_info(self.root)["plan"])
         self._progress = array_at(self.root, PROGRESS)
         self._arrays: dict[str, zarr.Array] = {}
+        self._digests: np.ndarray | None = None
 
     def committed(self) -> np.ndarray:
         """Row count per batch (0 = not committed)."""
         return np.asarray(self._progress[:])
+
+    def uncommit(self, batches: list[int]) -> None:
+        """Mark batches as not collected (their chunks are damaged), so they are written again."""
+        for batch in batches:
+            self._progress[batch] = 0
+
+    def verify_batch(self, batch: int, token_ids: np.ndarray) -> None:
+        """Refuse when committed batch `batch` holds other tokens than the source now gives.
+
+        Compares digests; a store written before digests existed compares the stored ids.
+        """
+        if self._digests is None:
+            has = isinstance(self.root.get(BATCH_DIGEST), zarr.Array)
+            stored = np.asarray(array_at(self.root, BATCH_DIGEST)[:]) if has else np.zeros(0)
+            self._digests = stored.astype(np.int64)
+        if batch < self._digests.size and self._digests[batch] != 0:
+            same = int(self._digests[batch]) == batch_digest(token_ids)
+        else:
+            rows = self.plan.batch_rows(batch)
+            stored_ids = np.asarray(self._array(TOKEN_IDS)[rows])
+            same = np.array_equal(stored_ids[: token_ids.size], token_ids)
+        if not same:
+            raise ZipfstageError(
+                f"batch {batch} of the data differs from the batch {batch} in {self.path} (the "
+                "text source changed since it was collected); use --overwrite or another --out"
+            )
 
     def write_batch(
         self,
@@ -129,18 +191,32 @@ class StoreWriter:
         n = len(token_ids)
         start = self.plan.batch_rows(batch).start
         region = slice(start, start + n)
-        writes = [
-            (self._array(TOKEN_IDS), token_ids.astype(np.int32, copy=False)),
-            (self._array(TOKEN_POSITIONS), positions.astype(np.int32, copy=False)),
+        writes: list[tuple[zarr.Array, slice, np.ndarray]] = [
+            (self._array(TOKEN_IDS), region, token_ids.astype(np.int32, copy=False)),
+            (self._array(TOKEN_POSITIONS), region, positions.astype(np.int32, copy=False)),
         ]
+        if BATCH_DIGEST in self.root:
+            digest = np.array([batch_digest(token_ids)], dtype=np.int64)
+            writes.append((self._array(BATCH_DIGEST), slice(batch, batch + 1), digest))
         for (point, metric), data in values.items():
-            writes.append((self._array(metric_array_name(point, metric)), data))
-        sync(_write_all(region, writes))
-        self._progress[batch] = n
+            writes.append((self._array(metric_array_name(point, metric)), region, data))
+        try:
+            sync(_write_all(writes))
+            self._progress[batch] = n
+        except OSError as exc:
+            raise write_error(
+                f"cannot write batch {batch} into {self.path} (the committed batches are kept)",
+                exc,
+            ) from None
 
     def _array(self, name: str) -> zarr.Array:
+        """An array opened for writing every chunk, even one that is all fill value: a missing
+        chunk file then always means damage."""
         if name not in self._arrays:
-            self._arrays[name] = array_at(self.root, name)
+            array_at(self.root, name)  # a group at that path is a corrupt store
+            self._arrays[name] = zarr.open_array(
+                self.path / name, mode="r+", zarr_format=3, config={"write_empty_chunks": True}
+            )
         return self._arrays[name]
 
 
@@ -157,6 +233,9 @@ def finalize_store(path: Path, n_batches: int, extra_attributes: Mapping[str, An
         raise RuntimeError("finalize_store called before every batch was committed")
     for name, array in _all_arrays(root):
         if name == PROGRESS:
+            continue
+        if name == BATCH_DIGEST:
+            array.resize((n_batches,))
             continue
         array.resize((total_rows, *array.shape[1:]))
     progress.resize((n_batches,))
@@ -183,5 +262,7 @@ def _all_arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Arr
     return found
 
 
-async def _write_all(region: slice, writes: list[tuple[zarr.Array, np.ndarray]]) -> None:
-    await asyncio.gather(*(array.async_array.setitem(region, data) for array, data in writes))
+async def _write_all(writes: list[tuple[zarr.Array, slice, np.ndarray]]) -> None:
+    await asyncio.gather(
+        *(array.async_array.setitem(region, data) for array, region, data in writes)
+    )
