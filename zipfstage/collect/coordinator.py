@@ -71,7 +71,10 @@ def coordinate(
         if isinstance(session, CollectOutcome):
             compact_if_asked(settings, session.store, quiet)  # ends a compaction a kill cut short
             return session
-        work.save_tokenizer(out_dir)
+        try:
+            work.save_tokenizer(out_dir)
+        except OSError as exc:
+            raise write_error(f"cannot save the tokenizer in {out_dir}", exc) from None
         writer = StoreWriter(session.path)
         pending = pending_batches(writer)
         with progress_bar(
@@ -139,14 +142,18 @@ class Session:
         seconds = time.perf_counter() - self.started
         collect_seconds = float((self.existing or {}).get("collect_seconds", 0.0)) + seconds
         n_tokens = self.done_tokens + new_tokens
-        if n_batches is None:
-            update_attributes(self.path, {"collect_seconds": collect_seconds})
-            return CollectOutcome(self.path, STOPPED, n_tokens, new_tokens, seconds)
-        finalize_store(
-            self.path,
-            n_batches,
-            {"collect_seconds": collect_seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        )
+        try:
+            if n_batches is None:
+                update_attributes(self.path, {"collect_seconds": collect_seconds})
+                return CollectOutcome(self.path, STOPPED, n_tokens, new_tokens, seconds)
+            finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            finalize_store(
+                self.path, n_batches, {"collect_seconds": collect_seconds, "finished": finished}
+            )
+        except OSError as exc:  # every batch is committed: a rerun finishes the store
+            raise write_error(
+                f"cannot finish {self.path} (run the same command again)", exc
+            ) from None
         return CollectOutcome(self.path, COMPLETE, n_tokens, new_tokens, seconds)
 
 
