@@ -150,7 +150,7 @@ def _killing(real: Callable[..., None], calls: list[int], at: int) -> Callable[.
 def test_a_kill_at_any_swap_step_recovers_on_rerun(
     store: Path, monkeypatch: pytest.MonkeyPatch, at: int
 ) -> None:
-    """Steps per array: old -> trash, new -> final, delete trash (16 arrays with the batch digests, 48 steps)."""
+    """Steps per array: old -> trash, new -> final, delete trash (16 arrays, 48 steps)."""
     before = _snapshot(store)
     calls: list[int] = []
     with monkeypatch.context() as patch:
