@@ -21,7 +21,7 @@ from zipfstage.cli import app
 from zipfstage.collect.corpus import DataSpec, iter_batches, iter_documents, pack_sequences
 from zipfstage.collect.spec import describe_changes
 from zipfstage.store import open_store
-from zipfstage.store.lock import reading_lock
+from zipfstage.store.lock import reading_lock, replacing_lock
 from zipfstage.store.writer import update_attributes
 
 runner = CliRunner()
@@ -120,6 +120,28 @@ def test_fit_never_writes_into_a_store_that_replaced_its_own(
     current = open_store(run).attributes.store_id
     assert {r["store_id"] for p in read_fit_records(run).values() for r in p.values()} == {current}
     assert invoke("report", "--out", run).exit_code == 0
+
+
+def test_readers_refuse_while_the_store_is_being_replaced(tmp_path: Path) -> None:
+    make_synthetic_store(tmp_path, n_batches=1, seq_len=64, metrics=("rms",))
+    with replacing_lock(tmp_path):  # what collect holds while it creates or replaces the store
+        for command in ("fit", "plot", "report"):
+            line = one_line_error(invoke(command, "--out", tmp_path))
+            assert "collect is replacing or compacting the store" in line
+    assert "fits" not in zarr.open_group(tmp_path / "store.zarr", mode="r")
+
+
+def test_collect_leaves_compaction_while_a_reader_reads(tiny_llama: Path, tmp_path: Path) -> None:
+    """fit beside a collect of the same store is fine; compaction would swap arrays under it."""
+    assert collect(tiny_llama, tmp_path, "--metrics", "rms", NO_COMPACT).exit_code == 0
+    committed_after(tmp_path, 3)  # a collect resumed while a fit reads the same store
+    with reading_lock(tmp_path):
+        result = collect(tiny_llama, tmp_path, "--metrics", "rms")
+    assert result.exit_code == 0, result.output
+    assert "not compacted while it is being read" in result.output
+    assert open_store(tmp_path).attributes.layout is None
+    assert invoke("compact", "--out", tmp_path).exit_code == 0
+    assert open_store(tmp_path).attributes.layout == "sharded"
 
 
 # -- 2. a digest per batch ----------------------------------------------------------------------

@@ -61,7 +61,7 @@ class RunAttributes:
     def generation(self) -> str:
         """The store's generation as a string: its store_id, or for a store written before ids
         existed, its config hash."""
-        return self.store_id or f"config:{self.config_hash}"
+        return self.store_id or str(self.config_hash)
 
     def is_generation(self, store_id: object) -> bool:
         """Whether something stamped with `store_id` was made from this store generation."""
