@@ -179,8 +179,8 @@ def require_current_fits(
     for point, by_metric in records.items():
         for metric, record in by_metric.items():
             first = record[0] if isinstance(record, list) and record else record
-            made_elsewhere = isinstance(first, dict) and attributes is not None
-            if made_elsewhere and not attributes.is_generation(first.get("store_id")):  # type: ignore[union-attr]
+            made_from_id = first.get("store_id") if isinstance(first, dict) else None
+            if attributes is not None and not attributes.is_generation(made_from_id):
                 raise ZipfstageError(
                     f"fits are from another collection: run `zipfstage fit --out {out_dir}`"
                 )
