@@ -145,6 +145,8 @@ class StoreWriter:
         self._progress = array_at(self.root, PROGRESS)
         self._arrays: dict[str, zarr.Array] = {}
         self._digests: np.ndarray | None = None
+        #: stores written before digests existed have no digest array
+        self._has_digest = isinstance(self.root.get(BATCH_DIGEST), zarr.Array)
 
     def committed(self) -> np.ndarray:
         """Row count per batch (0 = not committed)."""
@@ -161,7 +163,7 @@ class StoreWriter:
         Compares digests; a store written before digests existed compares the stored ids.
         """
         if self._digests is None:
-            has = isinstance(self.root.get(BATCH_DIGEST), zarr.Array)
+            has = self._has_digest
             stored = np.asarray(array_at(self.root, BATCH_DIGEST)[:]) if has else np.zeros(0)
             self._digests = stored.astype(np.int64)
         if batch < self._digests.size and self._digests[batch] != 0:
@@ -195,7 +197,7 @@ class StoreWriter:
             (self._array(TOKEN_IDS), region, token_ids.astype(np.int32, copy=False)),
             (self._array(TOKEN_POSITIONS), region, positions.astype(np.int32, copy=False)),
         ]
-        if BATCH_DIGEST in self.root:
+        if self._has_digest:
             digest = np.array([batch_digest(token_ids)], dtype=np.int64)
             writes.append((self._array(BATCH_DIGEST), slice(batch, batch + 1), digest))
         for (point, metric), data in values.items():
