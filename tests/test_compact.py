@@ -67,7 +67,7 @@ def test_same_values_in_a_file_or_two_per_array(store: Path) -> None:
     seen: list[tuple[int, int]] = []
     result = compact_store(store, progress=lambda done, total: seen.append((done, total)))
     _assert_same(store, before)
-    assert seen[-1] == (len(before), len(before)) and result.arrays == len(before) == 15
+    assert seen[-1] == (len(before), len(before)) and result.arrays == len(before) == 16
     assert result.files_before == n_files and result.files_after == count_files(store)
     for name in before:  # zarr.json and one shard, instead of one chunk per batch
         assert count_files(store / name) == 2, name
@@ -150,7 +150,7 @@ def _killing(real: Callable[..., None], calls: list[int], at: int) -> Callable[.
 def test_a_kill_at_any_swap_step_recovers_on_rerun(
     store: Path, monkeypatch: pytest.MonkeyPatch, at: int
 ) -> None:
-    """Steps per array: old -> trash, new -> final, delete trash (15 arrays, 45 steps)."""
+    """Steps per array: old -> trash, new -> final, delete trash (16 arrays, 48 steps)."""
     before = _snapshot(store)
     calls: list[int] = []
     with monkeypatch.context() as patch:
@@ -205,7 +205,7 @@ def test_cli_compacts_then_says_already_compacted(store: Path) -> None:
     out = store.parent
     first = runner.invoke(app, ["compact", "--out", str(out)])
     assert first.exit_code == 0, first.output
-    assert "compacted 15 arrays" in first.output
+    assert "compacted 16 arrays" in first.output
     again = runner.invoke(app, ["compact", "--out", str(out)])
     assert again.exit_code == 0 and "already compacted" in again.output
 

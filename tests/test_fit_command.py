@@ -181,6 +181,11 @@ def test_plot_and_report_refuse_fits_older_than_the_store(tmp_path: Path) -> Non
     import shutil
 
     shutil.copytree(tmp_path / "store.zarr" / "fits", tmp_path / "full" / "store.zarr" / "fits")
+    # the same generation (store_id), only grown: what collect does to a store fit already read
+    from zipfstage.store.writer import update_attributes
+
+    same = {"store_id": open_store(tmp_path).attributes.store_id}
+    update_attributes(tmp_path / "full" / "store.zarr", same)
     for command in ("plot", "report"):
         result = runner.invoke(app, [command, "--out", str(tmp_path / "full")])
         assert result.exit_code == 2, result.output

@@ -9,7 +9,17 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from zipfstage.commands import collect, compact, compare, config_cmd, demo, fit, plot, report
+from zipfstage.commands import (
+    check,
+    collect,
+    compact,
+    compare,
+    config_cmd,
+    demo,
+    fit,
+    plot,
+    report,
+)
 from zipfstage.commands.common import abort
 from zipfstage.errors import USAGE_EXIT_CODE
 
@@ -53,6 +63,7 @@ app.command("fit")(fit.fit_command)
 app.command("plot")(plot.plot_command)
 app.command("report")(report.report_command)
 app.command("compact")(compact.compact_command)
+app.command("check")(check.check_command)
 app.command("config")(config_cmd.config_command)
 app.command("demo")(demo.demo_command)
 app.command("compare")(compare.compare_command)

@@ -13,6 +13,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -62,7 +63,7 @@ def progress_bar(
 ) -> Iterator[Advance]:
     """A bar with count, rate and ETA; yields a function that advances it."""
     progress = _new_progress(unit, console, quiet)
-    with progress:
+    with progress, _vanishing_on_error(progress):
         task = progress.add_task(description, total=total, completed=int(completed))
 
         def advance(amount: float = 1) -> None:
@@ -72,15 +73,36 @@ def progress_bar(
 
 
 @contextmanager
+def _vanishing_on_error(progress: Progress) -> Iterator[None]:
+    """A bar cut short by an error is cleared, so the error is the one line left."""
+    try:
+        yield
+    except BaseException:
+        progress.live.transient = True
+        raise
+
+
+@contextmanager
 def counting_bar(
     description: str, unit: str = "it", console: Console | None = None, quiet: bool = False
 ) -> Iterator[Callable[[int, int], None]]:
-    """The same bar for work whose total is known only once it starts; yields update(done, total)"""
+    """The same bar for work whose total is known only once it starts; yields update(done, total).
+
+    The bar appears at the first update, so an error raised before the work starts is the only
+    line printed.
+    """
     progress = _new_progress(unit, console, quiet)
-    with progress:
-        task = progress.add_task(description, total=None)
+    tasks: list[TaskID] = []
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if not tasks:
+            progress.start()
+            tasks.append(progress.add_task(description, total=total))
+        progress.update(tasks[0], completed=done, total=total)
 
-        yield update
+    try:
+        with _vanishing_on_error(progress):
+            yield update
+    finally:
+        if tasks:
+            progress.stop()

@@ -60,7 +60,7 @@ _ESTIMATE_KEYS = (
     "intercept",
     "r2",
 )
-_CONTEXT_KEYS = ("channel", "skip_positions", "store_tokens")
+_CONTEXT_KEYS = ("channel", "skip_positions", "store_tokens", "store_id")
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,8 @@ class FitRecord:
     channel: int | None = None
     skip_positions: int | None = None
     store_tokens: int | None = None
+    #: the store generation the fit was computed from (`RunAttributes.store_id`)
+    store_id: str | None = None
     flags: tuple[str, ...] = ()
     comparisons: dict[str, Comparison] = field(default_factory=dict)
     scan: ScanCurves | None = field(default=None, repr=False, compare=False)
@@ -216,6 +218,7 @@ class FitRecord:
             metric=metric,
             status=str(record.get("status", STATUS_OK)),
             reason=record.get("reason"),
+            store_id=_text(record.get("store_id")),
             alpha_ci=_pair(record.get("alpha_ci")),
             xmin_ci=_pair(record.get("xmin_ci")),
             flags=tuple(str(f) for f in record.get("flags") or []),
@@ -232,6 +235,10 @@ class FitRecord:
             status=STATUS_MISSING,
             reason="not fitted: run `zipfstage fit` for this point and metric",
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 _FLOAT_KEYS = (

@@ -9,6 +9,7 @@ whatever the number of workers before.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,11 +26,18 @@ from zipfstage.collect.spec import StoreSpec, describe_changes
 from zipfstage.config import CollectSettings
 from zipfstage.errors import ZipfstageError
 from zipfstage.progress import Advance, counting_bar, progress_bar
+from zipfstage.records import CHANNEL_WISE
 from zipfstage.store import StoreWriter, create_store, store_path
-from zipfstage.store.compact import compact_store, is_compacted
-from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, remove_derived_outputs
-from zipfstage.store.lock import exclusive_lock
-from zipfstage.store.writer import finalize_store, update_attributes
+from zipfstage.store.compact import LAYOUT_ATTR, LAYOUT_SHARDED, compact_store, is_compacted
+from zipfstage.store.integrity import committed_batches, data_arrays, missing_chunks
+from zipfstage.store.layout import (
+    ROOT_ATTR,
+    STATUS_COMPLETE,
+    STATUS_RUNNING,
+    remove_derived_outputs,
+)
+from zipfstage.store.lock import StoreInUse, exclusive_lock, replacing_lock
+from zipfstage.store.writer import finalize_store, update_attributes, write_error
 
 
 class Work(Protocol):
@@ -56,13 +64,17 @@ def coordinate(
     work: Work,
 ) -> CollectOutcome:
     """The whole coordinator sequence around `work`; the outcome describes the whole run."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_run_dir(out_dir)
     with exclusive_lock(out_dir):
+        note_clamped_channels(spec, settings)
         session = open_session(spec, settings, out_dir, overwrite)
         if isinstance(session, CollectOutcome):
             compact_if_asked(settings, session.store, quiet)  # ends a compaction a kill cut short
             return session
-        work.save_tokenizer(out_dir)
+        try:
+            work.save_tokenizer(out_dir)
+        except OSError as exc:
+            raise write_error(f"cannot save the tokenizer in {out_dir}", exc) from None
         writer = StoreWriter(session.path)
         pending = pending_batches(writer)
         with progress_bar(
@@ -76,12 +88,43 @@ def coordinate(
         return outcome
 
 
+def make_run_dir(out_dir: Path) -> None:
+    """The run folder, or one line when it cannot be made (os.access can say yes and mkdir fail,
+    as for /proc as root)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(f"cannot create --out {out_dir}", exc) from None
+
+
+def note(message: str) -> None:
+    """A one-line note on stderr (the coordinator prints it once, whatever the strategy)."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def note_clamped_channels(spec: StoreSpec, settings: CollectSettings) -> None:
+    if CHANNEL_WISE in spec.metrics and len(spec.channel_indices) < settings.channels:
+        note(
+            f"--channels {settings.channels} is more than the model has; channel_wise keeps "
+            f"all {len(spec.channel_indices)} channels"
+        )
+
+
 def compact_if_asked(settings: CollectSettings, store: Path, quiet: bool) -> None:
-    """A finished store is rewritten with sharding (O(arrays) files) unless --no-compact."""
+    """A finished store is rewritten with sharding (O(arrays) files) unless --no-compact.
+
+    Not while fit, plot or report read it: they would see arrays swapped under them.
+    """
     if not settings.compact or is_compacted(store):
         return
-    with counting_bar("compact", unit="arrays", quiet=quiet) as progress:
-        compact_store(store, progress=progress)
+    try:
+        with (
+            replacing_lock(store.parent),
+            counting_bar("compact", unit="arrays", quiet=quiet) as progress,
+        ):
+            compact_store(store, progress=progress)
+    except StoreInUse:
+        note(f"not compacted while it is being read: run `zipfstage compact --out {store.parent}`")
 
 
 @dataclass
@@ -99,14 +142,18 @@ class Session:
         seconds = time.perf_counter() - self.started
         collect_seconds = float((self.existing or {}).get("collect_seconds", 0.0)) + seconds
         n_tokens = self.done_tokens + new_tokens
-        if n_batches is None:
-            update_attributes(self.path, {"collect_seconds": collect_seconds})
-            return CollectOutcome(self.path, STOPPED, n_tokens, new_tokens, seconds)
-        finalize_store(
-            self.path,
-            n_batches,
-            {"collect_seconds": collect_seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        )
+        try:
+            if n_batches is None:
+                update_attributes(self.path, {"collect_seconds": collect_seconds})
+                return CollectOutcome(self.path, STOPPED, n_tokens, new_tokens, seconds)
+            finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            finalize_store(
+                self.path, n_batches, {"collect_seconds": collect_seconds, "finished": finished}
+            )
+        except OSError as exc:  # every batch is committed: a rerun finishes the store
+            raise write_error(
+                f"cannot finish {self.path} (run the same command again)", exc
+            ) from None
         return CollectOutcome(self.path, COMPLETE, n_tokens, new_tokens, seconds)
 
 
@@ -116,6 +163,8 @@ def open_session(
     """Create or check the store (the caller holds the lock); an outcome if already complete."""
     existing = create_or_check_store(spec, out_dir, overwrite)
     path = store_path(out_dir)
+    if existing is not None:
+        existing = uncommit_damaged(path, existing)
     if existing is not None and existing.get("status") == STATUS_COMPLETE:
         return CollectOutcome(path, ALREADY_COMPLETE, int(existing["n_tokens"]), 0, 0.0)
     done_tokens = int(StoreWriter(path).committed().sum())
@@ -144,18 +193,43 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
                 "to replace it or another --out"
             )
         return existing
-    remove_derived_outputs(out_dir)  # a new store: the old tokenizer, fits and figures are stale
-    create_store(
-        path,
-        spec.plan,
-        spec.points,
-        spec.metrics,
-        spec.channel_indices,
-        spec.attributes,
-        topk=spec.topk,
-        point_channels=spec.point_channels,
-    )
+    with replacing_lock(out_dir):  # not while fit, plot or report read the old store
+        remove_derived_outputs(out_dir)  # a new store: the old tokenizer, fits, figures are stale
+        create_store(
+            path,
+            spec.plan,
+            spec.points,
+            spec.metrics,
+            spec.channel_indices,
+            spec.attributes,
+            topk=spec.topk,
+            point_channels=spec.point_channels,
+        )
     return None
+
+
+def uncommit_damaged(path: Path, existing: dict[str, Any]) -> dict[str, Any]:
+    """Committed batches with a chunk file gone are marked uncommitted, so this run writes them
+    again (a complete store goes back to running). A compacted store cannot be patched: refuse.
+    """
+    writer = StoreWriter(path)
+    batches = committed_batches(writer.root)
+    found = list(missing_chunks(path, writer.root, writer.plan, batches, data_arrays(writer.root)))
+    if not found:
+        return existing
+    first = min(found, key=lambda damage: damage.batch)
+    if existing.get(LAYOUT_ATTR) == LAYOUT_SHARDED:
+        raise ZipfstageError(
+            f"{path}/{first.describe()}; a compacted store cannot be repaired in place: collect "
+            "again with --overwrite"
+        )
+    damaged = sorted({damage.batch for damage in found})
+    writer.uncommit(damaged)
+    note(f"collecting {len(damaged)} batches again: {path}/{first.describe()}")
+    if existing.get("status") != STATUS_COMPLETE:
+        return existing
+    update_attributes(path, {"status": STATUS_RUNNING})
+    return {**existing, "status": STATUS_RUNNING}
 
 
 def pending_batches(writer: StoreWriter) -> list[int]:

@@ -167,6 +167,7 @@ def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) 
     loaded = load_model(
         settings.model, settings.revision, settings.dtype, placement.device, placement.device_map
     )
+    check_positions(settings, loaded)
     points = resolve_points(
         settings.points, loaded.architecture.n_layers, resolve_sites(settings.sites)
     )
@@ -197,6 +198,31 @@ def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) 
         widths,
         by_width,
     )
+
+
+def position_limit(model: Any) -> int | None:
+    """The longest sequence a model with learned absolute positions can take (GPT-2's
+    `n_positions`, a position embedding table); None when positions are not capped (rotary)."""
+    config = getattr(model, "config", None)
+    limit = getattr(config, "n_positions", None)
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        return limit
+    for name, module in model.named_modules() if hasattr(model, "named_modules") else ():
+        if name.rsplit(".", 1)[-1] in ("wpe", "embed_positions", "position_embeddings"):
+            rows = getattr(module, "num_embeddings", None)
+            if isinstance(rows, int):
+                return rows - int(getattr(module, "offset", 0) or 0)
+    return None
+
+
+def check_positions(settings: CollectSettings, loaded: LoadedModel) -> None:
+    """Refuse a --seq-len the model cannot embed, before the store is touched."""
+    limit = position_limit(loaded.model)
+    if limit is not None and settings.seq_len > limit:
+        raise ZipfstageError(
+            f"--seq-len {settings.seq_len} is longer than {loaded.name} can take ({limit} "
+            "positions); lower --seq-len"
+        )
 
 
 def store_attributes(run: PreparedRun) -> dict[str, Any]:

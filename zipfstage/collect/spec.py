@@ -51,18 +51,20 @@ def package_versions() -> dict[str, str]:
     }
 
 
-def describe_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
-    """'seq_len 128 -> 256, model.name a -> b' for the keys that differ."""
-    parts = []
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """'seq_len 128 -> 256, model.name a -> b': only the keys that differ."""
+    return ", ".join(_changes(old, new, "")) or "unknown difference"
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str) -> list[str]:
+    parts: list[str] = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key), new.get(key)
         if isinstance(before, dict) and isinstance(after, dict):
-            inner = describe_changes(before, after, f"{prefix}{key}.")
-            if inner:
-                parts.append(inner)
+            parts.extend(_changes(before, after, f"{prefix}{key}."))
         elif before != after:
             parts.append(f"{prefix}{key} {before!r} -> {after!r}")
-    return ", ".join(parts) or "unknown difference"
+    return parts
 
 
 def check_same_store(specs: Sequence[StoreSpec], name: Callable[[int], str]) -> StoreSpec:

@@ -48,6 +48,8 @@ def collect_batches(
     ):
         for batch_index, batch in enumerate(run.batches()):
             seen = batch_index + 1
+            if committed[batch_index]:  # the source must still give the batch the store holds
+                writer.verify_batch(batch_index, batch.ravel())
             if committed[batch_index] == batch.size or not assigned(batch_index):
                 continue
             run_until_last_point(architecture, torch.from_numpy(batch).to(device))

@@ -12,7 +12,7 @@ from zipfstage.commands.common import (
 from zipfstage.progress import counting_bar
 from zipfstage.store.compact import compact_store, require_complete_store
 from zipfstage.store.layout import store_path
-from zipfstage.store.lock import exclusive_lock
+from zipfstage.store.lock import exclusive_lock, replacing_lock
 
 
 @cli_errors
@@ -22,7 +22,7 @@ def compact_command(config: ConfigOption = None, out: OutOption = None) -> None:
     path = store_path(settings.out)
     require_complete_store(path)  # refuse before taking the lock, so nothing is written
     bar = counting_bar("compact", unit="arrays", console=console)
-    with exclusive_lock(settings.out), bar as progress:
+    with exclusive_lock(settings.out), replacing_lock(settings.out), bar as progress:
         result = compact_store(path, progress=progress)
     if result.already_compacted:
         console.print(f"{path} is already compacted ({result.files_after:,} files)")

@@ -27,6 +27,7 @@ from zipfstage.fitting.continuous import KsRule
 from zipfstage.records import CHANNEL_WISE, STATUS_FAILED, FitRecord
 from zipfstage.stage import Progress, StageResult
 from zipfstage.store.fits import read_fit_records, read_input_hash, write_fit, write_fits_json
+from zipfstage.store.lock import holds_reading_lock
 from zipfstage.store.reader import StoreReader, open_store
 
 #: bump when a change to the fitting code should invalidate stored fits
@@ -65,6 +66,7 @@ class FitTask:
 Fitted = tuple[FitTask, FitRecord]
 
 
+@holds_reading_lock
 def run(
     settings: FitSettings,
     run_dir: Path,
@@ -88,10 +90,14 @@ def run(
     n_pairs = n_fits = n_not_ok = 0
     for key, parts in regroup(fitted, expected):
         records = [
-            record.replace(skip_positions=settings.skip_positions, store_tokens=store.n_tokens)
+            record.replace(
+                skip_positions=settings.skip_positions,
+                store_tokens=store.n_tokens,
+                store_id=store.attributes.store_id,
+            )
             for _, record in parts
         ]
-        write_pair(run_dir, key, records, hashes[key])
+        write_pair(run_dir, key, records, hashes[key], store.attributes.store_id)
         n_pairs += 1
         n_fits += len(records)
         n_not_ok += sum(not r.ok for r in records)
@@ -129,7 +135,7 @@ def plan_pairs(
     for point in points:
         for metric in metrics:
             inputs = {
-                "store": store.attributes.config_hash,
+                "store": store.attributes.generation,
                 "n_tokens": store.n_tokens,
                 "point": point,
                 "metric": metric,
@@ -226,14 +232,18 @@ def regroup(
             yield key, parts
 
 
-def write_pair(run_dir: Path, key: Key, records: list[FitRecord], input_hash: str) -> None:
-    """Store one pair's record (a list of records for channel_wise) and its curves."""
+def write_pair(
+    run_dir: Path, key: Key, records: list[FitRecord], input_hash: str, store_id: str | None
+) -> None:
+    """Store one pair's record (a list of records for channel_wise) and its curves, into the
+    store generation `store_id` only."""
     point, metric = key
     if metric != CHANNEL_WISE:
-        write_fit(run_dir, point, metric, records[0].to_record(), input_hash, records[0].curves())
+        record, curves = records[0].to_record(), records[0].curves()
+        write_fit(run_dir, point, metric, record, input_hash, curves, store_id=store_id)
         return
     stored = [record.to_record() for record in records]
-    write_fit(run_dir, point, metric, stored, input_hash, stack_curves(records))
+    write_fit(run_dir, point, metric, stored, input_hash, stack_curves(records), store_id=store_id)
 
 
 def stack_curves(records: list[FitRecord]) -> dict[str, np.ndarray]:

@@ -66,7 +66,7 @@ def analyse_outliers(
     decode = _decoder(Path(run_dir))
     model = reader.info.get("model") or {}
     report = OutlierReport(
-        store_id=str(reader.info.get("config_hash")),
+        store_id=reader.attributes.generation,
         n_tokens_store=reader.n_tokens,
         settings=settings.model_dump(mode="json"),
         n_layers=model.get("n_layers"),
@@ -180,7 +180,7 @@ def write_outliers(run_dir: Path, report: OutlierReport) -> Path:
     group = root.require_group(OUTLIERS_GROUP)
     group.attrs.update(
         {
-            "config_hash": report.store_id,
+            "store_id": report.store_id,
             "n_tokens": report.n_tokens_store,
             "settings": report.settings,
             "analysis": text,
@@ -201,7 +201,7 @@ def read_outliers(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{path.name} cannot be read: {exc}"
     if not isinstance(data, dict) or not isinstance(data.get("points"), dict):
         return None, f"{path.name} is not an outlier analysis"
-    current = (str(reader.info.get("config_hash")), reader.n_tokens)
+    current = (reader.attributes.generation, reader.n_tokens)
     made_from = (data.get("store_id"), data.get("n_tokens_store", reader.n_tokens))
     if made_from != current:
         return None, f"{path.name} was made from another store state: run `zipfstage fit` again"

@@ -8,8 +8,10 @@ from pathlib import Path
 from zipfstage.config import OutlierSettings
 from zipfstage.outliers.analysis import run_outlier_analysis
 from zipfstage.stage import Progress, StageResult
+from zipfstage.store.lock import holds_reading_lock
 
 
+@holds_reading_lock
 def run(settings: OutlierSettings, run_dir: Path, progress: Progress | None = None) -> StageResult:
     """Write DIR/outliers.json; a note instead when the store has no top-k arrays."""
     started = time.perf_counter()

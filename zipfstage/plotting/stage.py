@@ -24,6 +24,7 @@ from zipfstage.records import CHANNEL_WISE, ChannelFits, FitTable, lookup
 from zipfstage.stage import Progress, StageResult
 from zipfstage.store.fits import read_fit_curves, read_fitted_store
 from zipfstage.store.layout import RunFolder
+from zipfstage.store.lock import holds_reading_lock
 
 
 @dataclass
@@ -40,6 +41,7 @@ class _Saver:
         self.written += style.save_figure(figure, stem, self.extensions, self.dpi)
 
 
+@holds_reading_lock
 def run(settings: PlotSettings, run_dir: Path, progress: Progress | None = None) -> StageResult:
     """Draw every figure; reads only the store and its fits. Raises ZipfstageError on bad input."""
     started = time.perf_counter()

@@ -11,8 +11,10 @@ from zipfstage.report.html import render_html
 from zipfstage.report.markdown import render_markdown
 from zipfstage.stage import Progress, StageResult
 from zipfstage.store.layout import RunFolder
+from zipfstage.store.lock import holds_reading_lock
 
 
+@holds_reading_lock
 def run(settings: ReportSettings, run_dir: Path, progress: Progress | None = None) -> StageResult:
     """Write DIR/report.html (self-contained) and DIR/report.md (+ DIR/report_files/*.png)."""
     started = time.perf_counter()

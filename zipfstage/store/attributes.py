@@ -19,7 +19,7 @@ from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, STATUS_RUNNING, S
 
 #: keys left out of `to_dict()` while they are None or empty (not written, or not yet)
 _OPTIONAL = (
-    *("config", "config_hash", "identity", "model", "data", "versions", "point_layers"),
+    *("config", "config_hash", "store_id", "identity", "model", "data", "versions", "point_layers"),
     *("collect_seconds", "created", "finished", "n_tokens", "n_batches", "layout", "topk"),
 )
 
@@ -36,6 +36,8 @@ class RunAttributes:
     status: str = STATUS_RUNNING
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str | None = None
+    #: a fresh id per created store (its generation): fits made from another one are stale
+    store_id: str | None = None
     identity: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -49,13 +51,23 @@ class RunAttributes:
     finished: str | None = None
     n_tokens: int | None = None
     n_batches: int | None = None
-    #: "sharded" once `compact` rewrote the finished store (absent: one file per chunk)
+    #: "sharded" once `zipfstage compact` (or collect's finish) rewrote the arrays
     layout: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         return self.status == STATUS_COMPLETE
+
+    @property
+    def generation(self) -> str:
+        """The store's generation as a string: its store_id, or for a store written before ids
+        existed, its config hash."""
+        return self.store_id or str(self.config_hash)
+
+    def is_generation(self, store_id: object) -> bool:
+        """Whether something stamped with `store_id` was made from this store generation."""
+        return store_id == self.store_id
 
     @property
     def model_name(self) -> str:

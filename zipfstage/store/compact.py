@@ -25,6 +25,7 @@ import zarr
 
 from zipfstage.errors import ZipfstageError
 from zipfstage.store.layout import (
+    BATCH_DIGEST,
     METRICS_GROUP,
     PROGRESS,
     ROOT_ATTR,
@@ -118,7 +119,7 @@ def work_dir(store_path: Path) -> Path:
 def compactable_arrays(store_path: Path) -> list[str]:
     """Array paths under tokens/ and metrics/, and the progress array; fits/ stays as it is."""
     root = zarr.open_group(store_path, mode="r", zarr_format=3)
-    names = [PROGRESS] if isinstance(root.get(PROGRESS), zarr.Array) else []
+    names = [n for n in (PROGRESS, BATCH_DIGEST) if isinstance(root.get(n), zarr.Array)]
     for group_name in ("tokens", METRICS_GROUP):
         group = root.get(group_name)
         if isinstance(group, zarr.Group):

@@ -18,11 +18,21 @@ import zarr
 
 from zipfstage.errors import ZipfstageError
 from zipfstage.records import ChannelFits, FitTable, RawRecords, jsonable, parse_records
+from zipfstage.store.attributes import RunAttributes
 from zipfstage.store.curve_thinning import chosen_index, thin_indices
 from zipfstage.store.layout import FITS_GROUP, fit_group_name, fits_json_path, store_path
 from zipfstage.store.reader import StoreReader, open_store
+from zipfstage.store.writer import write_error
 
 FitRecords = RawRecords
+
+
+class _Current:
+    """`write_fit(store_id=CURRENT)`: stamp the fit with the store's own generation, unchecked
+    (for callers that computed the fit from the store they just opened)."""
+
+
+CURRENT = _Current()
 
 #: group attribute naming the subgroup that holds a fit's curves
 CURVES_ATTR = "curves"
@@ -38,8 +48,13 @@ def write_fit(
     curves: dict[str, np.ndarray] | None = None,
     *,
     thin: bool | None = None,
+    store_id: str | _Current | None = CURRENT,
 ) -> None:
     """Store one (point, metric) result; curves are 1-D arrays such as scan_xmin, scan_ks.
+
+    `store_id` is the generation the fit was computed from: if the store now is another one
+    (`collect --overwrite` replaced it), nothing is written and the fit refuses. The record (each
+    record of a list) carries it as "store_id".
 
     Never leaves a mix: the curves go into a fresh subgroup, then one metadata write publishes
     record, hash and that subgroup's name together, then the previous curves go. A kill at any
@@ -48,13 +63,40 @@ def write_fit(
     log-spaced scan points per curve, the chosen xmin exactly.
     """
     root = zarr.open_group(store_path(out_dir), mode="r+", zarr_format=3)
-    group = root.require_group(fit_group_name(point, metric))
+    if isinstance(store_id, _Current):
+        store_id = RunAttributes.from_store(root).store_id
+    require_generation(out_dir, root, store_id)
+    record = _stamped(record, store_id)
     curves = dict(curves or {})
     if thin if thin is not None else isinstance(record, list):
         curves = _thinned(curves, record)
-    name = _write_curves(group, curves)
-    _publish(group, {"record": jsonable(record), "input_hash": input_hash, CURVES_ATTR: name})
-    _remove_stale(group, keep=name)
+    try:
+        group = root.require_group(fit_group_name(point, metric))
+        name = _write_curves(group, curves)
+        require_generation(out_dir, root, store_id)  # the store may have been replaced meanwhile
+        attributes = {"record": jsonable(record), "input_hash": input_hash, CURVES_ATTR: name}
+        _publish(group, {**attributes, "store_id": store_id})
+        _remove_stale(group, keep=name)
+    except OSError as exc:
+        raise write_error(f"cannot write the fit of {point}/{metric} into {out_dir}", exc) from None
+
+
+def _stamped(
+    record: dict[str, Any] | list[dict[str, Any]], store_id: str | None
+) -> dict[str, Any] | list[dict[str, Any]]:
+    if isinstance(record, list):
+        return [{**item, "store_id": store_id} for item in record]
+    return {**record, "store_id": store_id}
+
+
+def require_generation(out_dir: Path, root: zarr.Group, store_id: str | None) -> None:
+    """Refuse to write a fit into a store other than the one it was computed from."""
+    current = RunAttributes.from_store(zarr.open_group(root.store, mode="r", zarr_format=3))
+    if not current.is_generation(store_id):
+        raise ZipfstageError(
+            f"the store in {out_dir} was replaced while fitting (collect --overwrite); its "
+            f"fits were not written: run `zipfstage fit --out {out_dir}` again"
+        )
 
 
 def _write_curves(group: zarr.Group, curves: dict[str, np.ndarray]) -> str:
@@ -125,8 +167,11 @@ def read_fit_records(out_dir: Path) -> FitRecords:
     return records
 
 
-def require_current_fits(out_dir: Path, records: FitRecords, n_tokens: int) -> None:
-    """Refuse to draw or report fits made from fewer tokens than the store now holds.
+def require_current_fits(
+    out_dir: Path, records: FitRecords, n_tokens: int, attributes: RunAttributes | None = None
+) -> None:
+    """Refuse to draw or report fits made from another store generation, or from fewer tokens
+    than the store now holds.
 
     A fit can run on a store that `collect` is still filling; once collect adds tokens, figures
     would lay old fits over new data without saying so.
@@ -134,6 +179,11 @@ def require_current_fits(out_dir: Path, records: FitRecords, n_tokens: int) -> N
     for point, by_metric in records.items():
         for metric, record in by_metric.items():
             first = record[0] if isinstance(record, list) and record else record
+            made_from_id = first.get("store_id") if isinstance(first, dict) else None
+            if attributes is not None and not attributes.is_generation(made_from_id):
+                raise ZipfstageError(
+                    f"fits are from another collection: run `zipfstage fit --out {out_dir}`"
+                )
             made_from = first.get("store_tokens") if isinstance(first, dict) else None
             if made_from is not None and made_from != n_tokens:
                 raise ZipfstageError(
@@ -162,8 +212,12 @@ def write_fits_json(out_dir: Path, records: FitRecords) -> Path:
     """Write the summary atomically (a temp file, then a rename)."""
     path = fits_json_path(out_dir)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(jsonable(records), indent=2, allow_nan=False))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(jsonable(records), indent=2, allow_nan=False))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(f"cannot write {path}", exc) from None
     return path
 
 
@@ -176,6 +230,6 @@ def read_fitted_store(out_dir: Path) -> tuple[StoreReader, FitTable, ChannelFits
     reader = open_store(out_dir)
     reader.require_data()
     records = read_fit_records(out_dir)
-    require_current_fits(out_dir, records, reader.n_tokens)
+    require_current_fits(out_dir, records, reader.n_tokens, reader.attributes)
     table, channels = parse_records(records)
     return reader, table, channels

@@ -10,11 +10,14 @@ DIR/outliers.json           reserved for an outlier-token listing
 DIR/compare/                reserved for comparisons with other runs (not derived: kept)
 
 DIR/store.zarr/
-  (root attrs)              "zipfstage": schema version, config and hash, model, data, plan, status
+  (root attrs)              "zipfstage": schema version, config and hash, model, data, plan, status,
+                            store_id (a fresh id per created store: its generation)
   tokens/ids                int32 [N]       token id of every row (-1 where not written)
   tokens/position           int32 [N]       position of the token inside its sequence
   metrics/<point>/<metric>  float32 [N] or [N, k] (channel_wise), NaN where not written
   progress                  int32 [B]       rows committed by batch b (0 = not committed)
+  batch_digest              int64 [B]       hash of batch b's token ids, written before its commit
+                                            (0 = none: a store written before digests existed)
   fits/<point>/<metric>     written by `fit`
 ```
 Batch b always holds the same tokens and fills rows [b * rows_per_batch, ...): one chunk per batch,
@@ -34,6 +37,7 @@ SCHEMA_VERSION = 1
 STORE_NAME = "store.zarr"
 ROOT_ATTR = "zipfstage"
 PROGRESS = "progress"
+BATCH_DIGEST = "batch_digest"
 TOKEN_IDS = "tokens/ids"
 TOKEN_POSITIONS = "tokens/position"
 METRICS_GROUP = "metrics"
@@ -135,10 +139,15 @@ def fits_json_path(out_dir: Path) -> Path:
 
 def remove_derived_outputs(out_dir: Path) -> None:
     for path in RunFolder.at(out_dir).derived():
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        remove_path(path)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or folder; a symbolic link is unlinked, never what it points to."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def fit_group_name(point: str, metric: str) -> str:

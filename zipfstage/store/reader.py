@@ -12,6 +12,7 @@ import zarr
 from zipfstage.errors import ZipfstageError
 from zipfstage.records import CHANNEL_WISE, TOPK_ARRAYS
 from zipfstage.store.attributes import RunAttributes
+from zipfstage.store.integrity import Damage, missing_chunks, unreadable_chunks
 from zipfstage.store.layout import (
     PROGRESS,
     SCHEMA_VERSION,
@@ -87,10 +88,15 @@ class StoreReader:
         return self.attributes.complete
 
     @cached_property
+    def committed_counts(self) -> np.ndarray:
+        """Rows committed per batch (0 = not committed)."""
+        return np.asarray(self._array(PROGRESS)[:])
+
+    @cached_property
     def committed_rows(self) -> np.ndarray:
         """Boolean mask over the array rows that belong to committed batches."""
-        counts = np.asarray(array_at(self.root, PROGRESS)[:])
-        n_rows = array_at(self.root, TOKEN_IDS).shape[0]
+        counts = self.committed_counts
+        n_rows = self._array(TOKEN_IDS).shape[0]
         mask = np.zeros(n_rows, dtype=bool)
         for batch in np.flatnonzero(counts):
             start = self.plan.batch_rows(int(batch)).start
@@ -101,8 +107,36 @@ class StoreReader:
     def n_tokens(self) -> int:
         return int(self.committed_rows.sum())
 
+    def _array(self, name: str) -> zarr.Array:
+        """An array of the store, or one line naming it when its metadata cannot be read."""
+        try:
+            return array_at(self.root, name)
+        except Exception:
+            raise ZipfstageError(
+                f"{self.path}/{name} cannot be read (its zarr.json is missing or damaged); "
+                f"`zipfstage check --out {self.path.parent}` lists what is damaged"
+            ) from None
+
+    def _damaged(self, damage: Damage) -> ZipfstageError:
+        return ZipfstageError(
+            f"{self.path}/{damage.describe()}: run `zipfstage collect` with the same settings "
+            f"to collect it again (`zipfstage check --out {self.path.parent}` lists all damage)"
+        )
+
     def _read(self, name: str) -> np.ndarray:
-        data = np.asarray(array_at(self.root, name)[:])
+        """Every committed row of one array, after checking that none of its chunks is gone."""
+        array = self._array(name)
+        batches = {
+            int(b): int(self.committed_counts[b]) for b in np.flatnonzero(self.committed_counts)
+        }
+        for damage in missing_chunks(self.path, self.root, self.plan, batches, [name]):
+            raise self._damaged(damage)
+        try:
+            data = np.asarray(array[:])
+        except Exception:
+            for damage in unreadable_chunks(self.root, self.plan, batches, [name]):
+                raise self._damaged(damage) from None
+            raise ZipfstageError(f"{self.path}/{name} cannot be read") from None
         if self.complete:
             return data
         # an interrupted final trim can leave arrays of different lengths; rows past a trimmed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,12 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
+from zipfstage.errors import ZipfstageError
 from zipfstage.records import CHANNEL_WISE, TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
 from zipfstage.store.chunk_write import ChunkFile
+from zipfstage.store.integrity import batch_digest
 from zipfstage.store.layout import (
+    BATCH_DIGEST,
     FITS_GROUP,
     PROGRESS,
     ROOT_ATTR,
@@ -33,6 +37,7 @@ from zipfstage.store.layout import (
     StorePlan,
     array_at,
     metric_array_name,
+    remove_path,
     root_info,
 )
 
@@ -68,11 +73,44 @@ def create_store(
 
     `topk` maps points to their top-k layout; those points get topk_abs/_channel/_sign [N, k].
     `point_channels` gives a point's own channel_wise indices (a d_ff site samples from d_ff).
+    The store gets a fresh `store_id` (its generation). A symbolic link at `path` is replaced,
+    never what it points to. A failed write (full disk, no permission) leaves `path` as it was.
     """
     path = Path(path)
     for leftover in path.parent.glob(f".{path.name}.creating-*"):  # from a killed creation
         shutil.rmtree(leftover, ignore_errors=True)
     staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    try:
+        listed = [*metrics, *TOPK_DTYPES] if topk else metrics  # top-k last; readers skip them
+        _lay_out(staging, plan, points, listed, channel_indices, attributes)
+        root = zarr.open_group(staging, mode="r+", zarr_format=3)
+        for point in points:
+            channels = (point_channels or {}).get(point, channel_indices)
+            _create_metrics(root, plan, point, metrics, channels)
+        for point, layout in (topk or {}).items():
+            _create_topk(root, point, layout, plan.planned_rows, plan.rows_per_batch)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise write_error(f"cannot create the store {path}", exc) from None
+    remove_path(path)
+    staging.rename(path)
+
+
+def write_error(what: str, exc: OSError) -> ZipfstageError:
+    """One line for a failed write: what failed and the OS's reason (full disk, permission)."""
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return ZipfstageError(f"{what}: {reason}{where}")
+
+
+def _lay_out(
+    staging: Path,
+    plan: StorePlan,
+    points: list[str],
+    metrics: list[str],
+    channel_indices: list[int],
+    attributes: Mapping[str, Any],
+) -> None:
     root = zarr.open_group(staging, mode="w", zarr_format=3)
     rows, chunk = plan.planned_rows, plan.rows_per_batch
     for name in (TOKEN_IDS, TOKEN_POSITIONS):
@@ -84,47 +122,40 @@ def create_store(
             fill_value=-1,
             compressors=_COMPRESSORS,
         )
-    for point in points:
-        for metric in metrics:
-            if metric == CHANNEL_WISE:
-                channels = (point_channels or {}).get(point, channel_indices)
-                width = len(channels)
-                root.create_array(
-                    metric_array_name(point, metric),
-                    shape=(rows, width),
-                    chunks=(chunk, max(width, 1)),
-                    dtype="float32",
-                    fill_value=float("nan"),
-                    compressors=_COMPRESSORS,
-                    attributes={"channels": channels},
-                    dimension_names=("token", "channel"),
-                )
-            else:
-                root.create_array(
-                    metric_array_name(point, metric),
-                    shape=(rows,),
-                    chunks=(chunk,),
-                    dtype="float32",
-                    fill_value=float("nan"),
-                    compressors=_COMPRESSORS,
-                    dimension_names=("token",),
-                )
-    for point, layout in (topk or {}).items():
-        _create_topk(root, point, layout, rows, chunk)
     root.create_array(
         PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32", fill_value=0
     )
+    root.create_array(
+        BATCH_DIGEST, shape=(plan.planned_batches,), chunks=(1,), dtype="int64", fill_value=0
+    )
     root.attrs[ROOT_ATTR] = {
         **attributes,
+        "store_id": uuid.uuid4().hex,
         "plan": plan.to_json(),
         "points": points,
-        "metrics": [*metrics, *TOPK_DTYPES] if topk else metrics,
+        "metrics": metrics,
         "channel_indices": channel_indices,
         "status": STATUS_RUNNING,
     }
-    if path.exists():
-        shutil.rmtree(path)
-    staging.rename(path)
+
+
+def _create_metrics(
+    root: zarr.Group, plan: StorePlan, point: str, metrics: list[str], channels: list[int]
+) -> None:
+    """A point's float32 metric arrays: [N], or [N, channels] for channel_wise."""
+    rows, chunk = plan.planned_rows, plan.rows_per_batch
+    for metric in metrics:
+        wide = metric == CHANNEL_WISE
+        root.create_array(
+            metric_array_name(point, metric),
+            shape=(rows, len(channels)) if wide else (rows,),
+            chunks=(chunk, max(len(channels), 1)) if wide else (chunk,),
+            dtype="float32",
+            fill_value=float("nan"),
+            compressors=_COMPRESSORS,
+            attributes={"channels": channels} if wide else None,
+            dimension_names=("token", "channel") if wide else ("token",),
+        )
 
 
 def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, rows: int, chunk: int) -> None:
@@ -145,15 +176,45 @@ class StoreWriter:
     """Writes whole batches into an existing store; safe to use from several processes at once."""
 
     def __init__(self, path: Path) -> None:
-        self.root = zarr.open_group(Path(path), mode="r+", zarr_format=3)
+        self.path = Path(path)
+        self.root = zarr.open_group(self.path, mode="r+", zarr_format=3)
         self.plan = StorePlan(**root_info(self.root)["plan"])
         self._progress = array_at(self.root, PROGRESS)
         self._arrays: dict[str, zarr.Array] = {}
         self._chunk_files: dict[str, ChunkFile | None] = {}
+        self._digests: np.ndarray | None = None
+        #: stores written before digests existed have no digest array
+        self._has_digest = isinstance(self.root.get(BATCH_DIGEST), zarr.Array)
 
     def committed(self) -> np.ndarray:
         """Row count per batch (0 = not committed)."""
         return np.asarray(self._progress[:])
+
+    def uncommit(self, batches: list[int]) -> None:
+        """Mark batches as not collected (their chunks are damaged), so they are written again."""
+        for batch in batches:
+            self._progress[batch] = 0
+
+    def verify_batch(self, batch: int, token_ids: np.ndarray) -> None:
+        """Refuse when committed batch `batch` holds other tokens than the source now gives.
+
+        Compares digests; a store written before digests existed compares the stored ids.
+        """
+        if self._digests is None:
+            has = self._has_digest
+            stored = np.asarray(array_at(self.root, BATCH_DIGEST)[:]) if has else np.zeros(0)
+            self._digests = stored.astype(np.int64)
+        if batch < self._digests.size and self._digests[batch] != 0:
+            same = int(self._digests[batch]) == batch_digest(token_ids)
+        else:
+            rows = self.plan.batch_rows(batch)
+            stored_ids = np.asarray(self._array(TOKEN_IDS)[rows])
+            same = np.array_equal(stored_ids[: token_ids.size], token_ids)
+        if not same:
+            raise ZipfstageError(
+                f"batch {batch} of the data differs from the batch {batch} in {self.path} (the "
+                "text source changed since it was collected); use --overwrite or another --out"
+            )
 
     def write_batch(
         self,
@@ -176,14 +237,27 @@ class StoreWriter:
             (TOKEN_POSITIONS, positions.astype(np.int32, copy=False)),
         ]
         writes += [(metric_array_name(p, m), data) for (p, m), data in values.items()]
-        rest = [
-            (self._array(name), data)
-            for name, data in writes
-            if not self._chunk_file(name) or not self._chunk_file(name).write(start, data)  # type: ignore[union-attr]
-        ]
-        if rest:
-            sync(_write_all(region, rest))
-        self._progress[batch] = n
+        try:
+            rest: list[tuple[zarr.Array, slice, np.ndarray]] = [
+                (self._array(name), region, data)
+                for name, data in writes
+                if not self._write_whole_chunks(name, start, data)
+            ]
+            if self._has_digest:
+                digest = np.array([batch_digest(token_ids)], dtype=np.int64)
+                rest.append((self._array(BATCH_DIGEST), slice(batch, batch + 1), digest))
+            sync(_write_all(rest))
+            self._progress[batch] = n
+        except OSError as exc:
+            raise write_error(
+                f"cannot write batch {batch} into {self.path} (the committed batches are kept)",
+                exc,
+            ) from None
+
+    def _write_whole_chunks(self, name: str, start: int, data: np.ndarray) -> bool:
+        """Straight to the chunk files when the batch fills whole chunks; False: use zarr."""
+        chunk_file = self._chunk_file(name)
+        return chunk_file is not None and chunk_file.write(start, data)
 
     def _chunk_file(self, name: str) -> ChunkFile | None:
         if name not in self._chunk_files:
@@ -191,8 +265,13 @@ class StoreWriter:
         return self._chunk_files[name]
 
     def _array(self, name: str) -> zarr.Array:
+        """An array opened for writing every chunk, even one that is all fill value: a missing
+        chunk file then always means damage."""
         if name not in self._arrays:
-            self._arrays[name] = array_at(self.root, name)
+            array_at(self.root, name)  # a group at that path is a corrupt store
+            self._arrays[name] = zarr.open_array(
+                self.path / name, mode="r+", zarr_format=3, config={"write_empty_chunks": True}
+            )
         return self._arrays[name]
 
 
@@ -209,6 +288,9 @@ def finalize_store(path: Path, n_batches: int, extra_attributes: Mapping[str, An
         raise RuntimeError("finalize_store called before every batch was committed")
     for name, array in _all_arrays(root):
         if name == PROGRESS:
+            continue
+        if name == BATCH_DIGEST:
+            array.resize((n_batches,))
             continue
         array.resize((total_rows, *array.shape[1:]))
     progress.resize((n_batches,))
@@ -235,5 +317,7 @@ def _all_arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Arr
     return found
 
 
-async def _write_all(region: slice, writes: list[tuple[zarr.Array, np.ndarray]]) -> None:
-    await asyncio.gather(*(array.async_array.setitem(region, data) for array, data in writes))
+async def _write_all(writes: list[tuple[zarr.Array, slice, np.ndarray]]) -> None:
+    await asyncio.gather(
+        *(array.async_array.setitem(region, data) for array, region, data in writes)
+    )
