@@ -21,6 +21,7 @@ from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, STATUS_RUNNING, S
 _OPTIONAL = (
     *("config", "config_hash", "store_id", "identity", "model", "data", "versions", "point_layers"),
     *("collect_seconds", "created", "finished", "n_tokens", "n_batches", "layout", "topk"),
+    "channels_by_width",
 )
 
 
@@ -46,6 +47,8 @@ class RunAttributes:
     point_layers: dict[str, int] = field(default_factory=dict)
     #: top-k columns: {"k_requested": K, "k": {point: k}, "note": ... when K was clamped}
     topk: dict[str, Any] = field(default_factory=dict)
+    #: channel_wise's sample per vector width ("576": [...], "1536": [...] for mlp_act)
+    channels_by_width: dict[str, list[int]] = field(default_factory=dict)
     collect_seconds: float | None = None
     created: str | None = None
     finished: str | None = None
