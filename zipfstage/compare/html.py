@@ -14,7 +14,7 @@ from zipfstage.compare.rows import (
     runs_table,
     verdict_table,
 )
-from zipfstage.report.html import CSS, SORT_JS, figures_html
+from zipfstage.report.html import figures_html, html_page
 
 
 def render_html(content: CompareContent) -> str:
@@ -43,13 +43,7 @@ def render_html(content: CompareContent) -> str:
         _section("ccdf", "CCDFs at matching depth", _figures(content, "ccdf_overlay")),
         _section("massive", "Massive activations", massive),
     ]
-    return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{escape(content.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-        + "\n".join(sections)
-        + f"\n</main>\n<script>{SORT_JS}</script>\n</body>\n</html>\n"
-    )
+    return html_page(content.title, sections)
 
 
 def _section(key: str, title: str, body: str) -> str:

@@ -128,10 +128,15 @@ def render_html(content: ReportContent) -> str:
             outliers_html(*content.outliers, content.section("outliers")),
         ),
     ]
+    return html_page(content.title, sections)
+
+
+def html_page(title: str, sections: list[str]) -> str:
+    """One self-contained page: the shared style and the table-sorting script inline."""
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{escape(content.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(sections)
         + f"\n</main>\n<script>{SORT_JS}</script>\n</body>\n</html>\n"
     )

@@ -54,15 +54,12 @@ def exclusive_lock(out_dir: Path, holder: str = HOLDER) -> Iterator[None]:
         raise ZipfstageError(
             f"{out_dir} is in use by {other}; wait for it to finish or use another --out"
         ) from None
-    try:
+    with _released(handle):
         handle.seek(0)
         handle.truncate()
         handle.write(f"{holder} (pid {os.getpid()})")
         handle.flush()
         yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 @contextmanager
@@ -77,11 +74,8 @@ def replacing_lock(out_dir: Path) -> Iterator[None]:
             f"{out_dir} is being read by zipfstage fit, plot or report; wait for it to finish "
             "before replacing its store"
         ) from None
-    try:
+    with _released(handle):
         yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 class StoreInUse(ZipfstageError):
@@ -116,11 +110,8 @@ def reading_lock(out_dir: Path) -> Iterator[None]:
             f"collect is replacing or compacting the store in {out_dir}; run this again when "
             "it is done"
         ) from None
-    try:
+    with _released(handle):
         yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 def holds_reading_lock(stage: Callable[P, R]) -> Callable[P, R]:
@@ -134,3 +125,13 @@ def holds_reading_lock(stage: Callable[P, R]) -> Callable[P, R]:
             return stage(*args, **kwargs)
 
     return wrapper
+
+
+@contextmanager
+def _released(handle: IO[str]) -> Iterator[None]:
+    """Unlock and close a held lock file when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
