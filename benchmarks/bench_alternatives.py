@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from zipfstage.fitting import fit_power_law
-from zipfstage.fitting.compare import ALTERNATIVES, compare_alternatives
+from zipfstage.fitting.compare import compare_alternatives
+from zipfstage.records import ALTERNATIVES
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_FIT = (

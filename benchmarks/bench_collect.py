@@ -51,6 +51,7 @@ def time_headless(run: PreparedRun) -> tuple[float, int]:
 
 
 def time_collect(run: PreparedRun, out: Path) -> tuple[float, int]:
+    out.mkdir(parents=True, exist_ok=True)
     create_or_check_store(run.spec(), out, overwrite=True)
     writer = StoreWriter(store_path(out))
     tokens = 0

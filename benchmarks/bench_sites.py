@@ -48,6 +48,7 @@ def with_sites(base: PreparedRun, sites: list[str]) -> PreparedRun:
 
 def time_collect(run: PreparedRun, out: Path) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, tokens) of one full collect into a fresh store."""
+    out.mkdir(parents=True, exist_ok=True)
     create_or_check_store(run.spec(), out, overwrite=True)
     writer = StoreWriter(store_path(out))
     tokens = 0
