@@ -71,9 +71,9 @@ def build_modes(
 ) -> dict[str, Callable[[], tuple[float, int]]]:
     """name -> measurement, for the chosen modes."""
     n_layers = base.loaded.architecture.n_layers
-    three = dataclasses.replace(base, points=resolve_points(["embed", "middle", "last"], n_layers))
+    three = base.at_points(resolve_points(["embed", "middle", "last"], n_layers))
     no_topk = dataclasses.replace(three, settings=base.settings.model_copy(update={"topk": 0}))
-    every = dataclasses.replace(base, points=resolve_points(["all"], n_layers))
+    every = base.at_points(resolve_points(["all"], n_layers))
     table: dict[str, Callable[[], tuple[float, int]]] = {
         "headless": lambda: time_headless(base),
         "three": lambda: time_collect(three, tmp / "three"),

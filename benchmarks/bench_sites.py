@@ -10,7 +10,6 @@ time), and the ratio of the two modes (the issue's budget: all sites cost at mos
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +21,6 @@ from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
 from zipfstage.collect.plan import (
     PreparedRun,
-    channels_by_width,
-    point_widths,
     prepare_run,
 )
 from zipfstage.collect.points import resolve_points
@@ -37,13 +34,7 @@ LAYERS = ["first", "middle", "last"]
 
 def with_sites(base: PreparedRun, sites: list[str]) -> PreparedRun:
     """The same run at other points (and their channel samples), without reloading the model."""
-    points = resolve_points(LAYERS, base.loaded.architecture.n_layers, sites)
-    widths = point_widths(base.loaded, points)
-    hidden = base.loaded.architecture.hidden_size
-    by_width = channels_by_width(
-        {hidden, *widths.values()}, base.settings.channels, base.settings.seed
-    )
-    return dataclasses.replace(base, points=points, widths=widths, channels_by_width=by_width)
+    return base.at_points(resolve_points(LAYERS, base.loaded.architecture.n_layers, sites))
 
 
 def time_collect(run: PreparedRun, out: Path) -> tuple[float, float, int]:

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,15 @@ class PreparedRun:
         """Keep the tokenizer beside the store so `report` can decode tokens without the model."""
         if not tokenizer_path(out_dir).exists():
             self.loaded.tokenizer.save_pretrained(tokenizer_path(out_dir))
+
+    def at_points(self, points: list[Point]) -> PreparedRun:
+        """The same run at other points, with their widths and channel samples (no reload)."""
+        widths = point_widths(self.loaded, points)
+        hidden = self.loaded.architecture.hidden_size
+        by_width = channels_by_width(
+            {hidden, *widths.values()}, self.settings.channels, self.settings.seed
+        )
+        return replace(self, points=points, widths=widths, channels_by_width=by_width)
 
     def spec(self) -> StoreSpec:
         """What the coordinator needs to create or check the store, without the model."""
