@@ -58,20 +58,12 @@ def fit_command(
     force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
 ) -> None:
     """Fit power laws (CSN method, comparisons, optional bootstrap) to the collected metrics."""
-    settings = load_settings(
-        config,
-        out,
-        fit={
-            "max_samples": max_samples,
-            "bootstrap": bootstrap,
-            "points": split_csv(points),
-            "metrics": split_csv(metrics),
-            "workers": workers,
-            "seed": seed,
-            "skip_positions": skip_positions,
-            "ks": ks,
-        },
-    )
+    section = {
+        "max_samples": max_samples, "bootstrap": bootstrap, "points": split_csv(points),
+        "metrics": split_csv(metrics), "workers": workers, "seed": seed,
+        "skip_positions": skip_positions, "ks": ks,
+    }  # fmt: skip
+    settings = load_settings(config, out, fit=section)
     with counting_bar("fit", unit="fits", console=console) as progress:
         from zipfstage.fitting.stage import run  # numba loads only when fit runs
 

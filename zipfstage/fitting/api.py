@@ -45,13 +45,10 @@ def fit_power_law(
     truncated at xmax (alpha then solves the truncated likelihood equation; `powerlaw` keeps the
     untruncated estimate, so results differ). `bootstrap` > 0 adds Clauset's p-value (over the
     replicates that re-fitted; `n_failed` counts the others) and 95 % intervals, `compare` the
-    likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned
-    candidates hold lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
-    the rank-frequency plot of the tail. `ks_distance` is `powerlaw`'s KS distance (the
-    empirical CDF just below each value) and `ks_sup` the two-sided supremum, which on tied data
-    can be much larger; `ks="sup"` chooses xmin (and runs the bootstrap) by the supremum instead.
-    Data that cannot be fitted returns a result whose `status`
-    is not "ok" and whose `reason` says why; an unknown `ks` raises `ZipfstageError`.
+    likelihood-ratio tests, `scan` the KS and alpha of every candidate (pruned candidates hold
+    lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
+    the tail's rank-frequency plot. `ks_distance` is `powerlaw`'s KS distance, `ks_sup` the
+    two-sided supremum (larger on ties; `ks="sup"` picks xmin by it). Unfittable data: `reason`.
     """
     if ks not in KS_RULES:
         raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
