@@ -62,4 +62,7 @@ def bench(session: nox.Session) -> None:
     install_project(session, "test")
     for script in sorted(os.listdir("benchmarks")):
         if script.startswith("bench_") and script.endswith(".py"):
-            session.run("python", f"benchmarks/{script}", *session.posargs)
+            # the repo root on the path: some benchmarks build their stores with tests/ helpers
+            session.run(
+                "python", f"benchmarks/{script}", *session.posargs, env={"PYTHONPATH": os.getcwd()}
+            )

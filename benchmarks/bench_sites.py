@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from bench_collect import time_collect  # the same measurement, run from benchmarks/
 
-from zipfstage.collect.coordinator import create_or_check_store
 from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
 from zipfstage.collect.plan import (
@@ -24,10 +23,8 @@ from zipfstage.collect.plan import (
     prepare_run,
 )
 from zipfstage.collect.points import resolve_points
-from zipfstage.collect.worker import collect_batches
 from zipfstage.config import CollectSettings
 from zipfstage.point_names import SITES
-from zipfstage.store import StoreWriter, store_path
 
 LAYERS = ["first", "middle", "last"]
 
@@ -35,24 +32,6 @@ LAYERS = ["first", "middle", "last"]
 def with_sites(base: PreparedRun, sites: list[str]) -> PreparedRun:
     """The same run at other points (and their channel samples), without reloading the model."""
     return base.at_points(resolve_points(LAYERS, base.loaded.architecture.n_layers, sites))
-
-
-def time_collect(run: PreparedRun, out: Path) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, tokens) of one full collect into a fresh store."""
-    out.mkdir(parents=True, exist_ok=True)
-    create_or_check_store(run.spec(), out, overwrite=True)
-    writer = StoreWriter(store_path(out))
-    tokens = 0
-
-    def advance(amount: float = 1) -> None:
-        nonlocal tokens
-        tokens += int(amount)
-
-    wall, cpu = time.perf_counter(), time.process_time()
-    collect_batches(run, writer, advance, lambda: False)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - wall, time.process_time() - cpu, tokens
 
 
 def main() -> None:

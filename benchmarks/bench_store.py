@@ -1,6 +1,7 @@
 """Benchmark: store compaction and fit-result size on synthetic stores (not a timed test).
 
-Run: python benchmarks/bench_store.py [--tokens 2000000] [--points 6] [--skip-fits]
+Run from the repo root:
+    PYTHONPATH=. python benchmarks/bench_store.py [--tokens 2000000] [--points 6] [--skip-fits]
 Prints one line per case: files and seconds of compaction on a store of --tokens rows, whole-array
 read time before vs after (ratio), and the size of fits/ against metrics/ with and without thinned
 channel curves on a demo-sized store (20,480 tokens, 3 points, 64 channels).
