@@ -286,5 +286,9 @@ def compute_scalars(
     hidden: torch.Tensor, names: list[str], hill_k: int | None = None
 ) -> torch.Tensor:
     """[names, tokens] float32 on the hidden state's device."""
-    stats = HiddenStats(hidden.reshape(-1, hidden.shape[-1]), hill_k)
+    return scalars_of(HiddenStats(hidden.reshape(-1, hidden.shape[-1]), hill_k), names)
+
+
+def scalars_of(stats: HiddenStats, names: list[str]) -> torch.Tensor:
+    """[names, tokens] from shared intermediates: the one path collect's reducer and tests use."""
     return torch.stack([METRICS[name](stats) for name in names])

@@ -15,9 +15,9 @@ import torch
 
 from zipfstage.collect.metrics import (
     CHANNEL_WISE,
-    METRICS,
     TOPK_NAMES,
     HiddenStats,
+    scalars_of,
     top_channels,
 )
 from zipfstage.collect.points import Point
@@ -66,7 +66,7 @@ class MetricReducer:
         rows = flat.shape[0]
         if self.scalar_metrics:
             self._add(
-                torch.stack([METRICS[name](stats) for name in self.scalar_metrics]),
+                scalars_of(stats, self.scalar_metrics),
                 [_Piece((point.name, name), (rows,)) for name in self.scalar_metrics],
             )
         if k > 0:
