@@ -1,8 +1,10 @@
-"""Per-token metrics of a hidden vector, computed on the device in float32.
+"""Per-token metrics of a hidden vector: one formula each, over shared per-token intermediates.
 
-Adding a metric is one function plus one `@metric("name")` line. Each function takes a
-`HiddenStats` (shared, lazily computed intermediates of the [tokens, d] matrix) and returns one
-value per token. Degenerate vectors (all zeros) give NaN where a ratio is undefined, never a crash.
+Adding a metric is one function plus one `@metric("name")` line. Each function takes the
+`Intermediates` of a [tokens, d] matrix (sums, moments, the median, ...) and returns one value per
+token. Two producers compute the intermediates: `HiddenStats` with torch on the device (a GPU),
+and `cpu_reduce` with compiled row kernels on a CPU; both are tested against float64 references.
+Degenerate vectors (all zeros) give NaN where a ratio is undefined, never a crash.
 
 |h| sorted along channels is computed once per point and read by median_abs, max_to_median, gini,
 hill_tail and the top-k channels (`top_channels`), so one sort serves them all.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,7 +26,7 @@ from zipfstage.records import TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
 CHANNEL_WISE = "channel_wise"
 #: the [tokens, k] arrays of the top-k family, in the order `top_channels` returns them
 TOPK_NAMES = (TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN)
-MetricFn = Callable[["HiddenStats"], torch.Tensor]
+MetricFn = Callable[["Intermediates"], torch.Tensor]
 METRICS: dict[str, MetricFn] = {}
 
 
@@ -37,8 +40,49 @@ def metric(name: str) -> Callable[[MetricFn], MetricFn]:
     return register
 
 
+class Intermediates(Protocol):
+    """Per-token quantities the metric formulas read, each a [tokens] tensor.
+
+    `HiddenStats` computes them with torch on any device; on a CPU `cpu_reduce.RowStats` takes
+    them from compiled kernels. The formulas below are the one definition of every metric.
+    """
+
+    @property
+    def d(self) -> int: ...
+    @property
+    def hill_k(self) -> int: ...
+    @property
+    def l1(self) -> torch.Tensor: ...
+    @property
+    def sum_sq(self) -> torch.Tensor: ...
+    @property
+    def sum_fourth(self) -> torch.Tensor: ...
+    @property
+    def variance(self) -> torch.Tensor: ...
+    @property
+    def fourth_central(self) -> torch.Tensor: ...
+    @property
+    def energy_entropy(self) -> torch.Tensor: ...
+    @property
+    def max_abs(self) -> torch.Tensor: ...
+    @property
+    def median_abs(self) -> torch.Tensor: ...
+    @property
+    def gini_sum(self) -> torch.Tensor:
+        """sum_i (2i - d - 1) x_(i) over |h| ascending, i = 1..d."""
+        ...
+
+    @property
+    def hill_log_excess(self) -> torch.Tensor:
+        """sum_{i<=k_h} log x_(i) - k_h log x_(k_h+1) over |h| descending (NaN if x_(k_h+1) = 0)."""
+        ...
+
+    @property
+    def hill_reference(self) -> torch.Tensor: ...
+
+
 class HiddenStats:
-    """Intermediates shared by the metrics of one [tokens, d] float32 matrix."""
+    """The intermediates of one [tokens, d] matrix, computed with torch in float32."""
 
     def __init__(
         self, hidden: torch.Tensor, hill_k: int | None = None, with_order: bool = False
@@ -70,14 +114,6 @@ class HiddenStats:
         return self.abs.sum(-1)
 
     @cached_property
-    def l2(self) -> torch.Tensor:
-        return self.sum_sq.sqrt()
-
-    @cached_property
-    def rms(self) -> torch.Tensor:
-        return (self.sum_sq / self.d).sqrt()
-
-    @cached_property
     def max_abs(self) -> torch.Tensor:
         return self.abs.amax(-1)
 
@@ -106,122 +142,160 @@ class HiddenStats:
         return 0.5 * (self.sorted_abs[..., half - 1] + self.sorted_abs[..., half])
 
     @cached_property
-    def central_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Population variance and fourth central moment over channels."""
+    def _central_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         centred_sq = (self.h - self.h.mean(-1, keepdim=True)).square_()
         return centred_sq.mean(-1), torch.linalg.vecdot(centred_sq, centred_sq) / self.d
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self._central_moments[0]
+
+    @property
+    def fourth_central(self) -> torch.Tensor:
+        return self._central_moments[1]
+
+    @cached_property
+    def energy_entropy(self) -> torch.Tensor:
+        """From the shares themselves, with the largest share's term redone in float64.
+
+        The shortcut log S - sum(h^2 log h^2) / S cancels badly in float32. A share near 1 (a
+        massive activation) rounds to within 6e-8 of 1 in float32, so its term -p log p is
+        recomputed as -(1 - e) log1p(-e) from the other channels' energy e, in float64.
+        """
+        share = self.sq / self.sum_sq.unsqueeze(-1)
+        # share * log(max(share, tiny)) is xlogy (0 log 0 = 0) at half its CPU cost; shares below
+        # float32's tiny (~1e-38) change the sum by less than 1e-36
+        logs = share.clamp_min(torch.finfo(torch.float32).tiny).log_()
+        entropy = -torch.linalg.vecdot(share, logs)
+        top_share = share.amax(-1)
+        dominant = top_share > 0.5
+        if bool(dominant.any()):
+            total = self.sq.sum(-1, dtype=torch.float64)
+            top = self.max_abs.double()
+            rest = (total - top.square()).clamp_min(0) / total
+            exact = -(1 - rest) * torch.log1p(-rest)
+            rounded = -(top_share * top_share.clamp_min(torch.finfo(torch.float32).tiny).log())
+            redone = ((entropy - rounded).double() + exact).float()
+            entropy = torch.where(dominant, redone, entropy)
+        return entropy
+
+    @cached_property
+    def gini_sum(self) -> torch.Tensor:
+        ranks = torch.arange(1, self.d + 1, device=self.h.device, dtype=self.h.dtype)
+        return self.sorted_abs @ (2 * ranks - self.d - 1)
+
+    @cached_property
+    def hill_reference(self) -> torch.Tensor:
+        return self.sorted_abs[..., self.d - self.hill_k - 1]
+
+    @cached_property
+    def hill_log_excess(self) -> torch.Tensor:
+        top = self.sorted_abs[..., self.d - self.hill_k :]
+        return top.log().sum(-1) - self.hill_k * self.hill_reference.log()
 
 
 def _nan_where_zero(values: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, values, torch.full_like(values, math.nan))
 
 
+def _rms(s: Intermediates) -> torch.Tensor:
+    return (s.sum_sq / s.d).sqrt()
+
+
 @metric("rms")
-def rms(s: HiddenStats) -> torch.Tensor:
-    return s.rms
+def rms(s: Intermediates) -> torch.Tensor:
+    return _rms(s)
 
 
 @metric("l2_norm")
-def l2_norm(s: HiddenStats) -> torch.Tensor:
-    return s.l2
+def l2_norm(s: Intermediates) -> torch.Tensor:
+    return s.sum_sq.sqrt()
 
 
 @metric("l1_norm")
-def l1_norm(s: HiddenStats) -> torch.Tensor:
+def l1_norm(s: Intermediates) -> torch.Tensor:
     return s.l1
 
 
 @metric("max_abs")
-def max_abs(s: HiddenStats) -> torch.Tensor:
+def max_abs(s: Intermediates) -> torch.Tensor:
     return s.max_abs
 
 
 @metric("mean_abs")
-def mean_abs(s: HiddenStats) -> torch.Tensor:
+def mean_abs(s: Intermediates) -> torch.Tensor:
     return s.l1 / s.d
 
 
 @metric("std")
-def std(s: HiddenStats) -> torch.Tensor:
-    return s.central_moments[0].sqrt()
+def std(s: Intermediates) -> torch.Tensor:
+    return s.variance.sqrt()
 
 
 @metric("kurtosis")
-def kurtosis(s: HiddenStats) -> torch.Tensor:
+def kurtosis(s: Intermediates) -> torch.Tensor:
     """Pearson kurtosis E[(h - mean)^4] / std^4 (3 for a Gaussian)."""
-    var, fourth = s.central_moments
-    return _nan_where_zero(fourth / var.square(), var)
+    return _nan_where_zero(s.fourth_central / s.variance.square(), s.variance)
 
 
 @metric("max_to_median")
-def max_to_median(s: HiddenStats) -> torch.Tensor:
+def max_to_median(s: Intermediates) -> torch.Tensor:
     """max|h| / median|h|, the median averaging the two middle values when d is even."""
     return _nan_where_zero(s.max_abs / s.median_abs, s.median_abs)
 
 
 @metric("crest")
-def crest(s: HiddenStats) -> torch.Tensor:
-    return _nan_where_zero(s.max_abs / s.rms, s.rms)
+def crest(s: Intermediates) -> torch.Tensor:
+    return _nan_where_zero(s.max_abs / _rms(s), s.sum_sq)
 
 
 @metric("participation_ratio")
-def participation_ratio(s: HiddenStats) -> torch.Tensor:
+def participation_ratio(s: Intermediates) -> torch.Tensor:
     """(sum h^2)^2 / sum h^4: how many channels carry the energy."""
     return _nan_where_zero(s.sum_sq.square() / s.sum_fourth, s.sum_fourth)
 
 
 @metric("entropy")
-def entropy(s: HiddenStats) -> torch.Tensor:
+def entropy(s: Intermediates) -> torch.Tensor:
     """Shannon entropy (nats) of the energy shares h_c^2 / sum h^2, with 0 log 0 = 0."""
-    # from the shares themselves: the shortcut log S - sum(h^2 log h^2) / S cancels badly in
-    # float32 for the one-channel-dominated tokens that matter most (massive activations)
-    share = s.sq / s.sum_sq.unsqueeze(-1)
-    # share * log(max(share, tiny)) is xlogy (0 log 0 = 0) at half its CPU cost; shares below
-    # float32's tiny (~1e-38) change the sum by less than 1e-36
-    logs = share.clamp_min(torch.finfo(torch.float32).tiny).log_()
-    return -torch.linalg.vecdot(share, logs)
+    return s.energy_entropy
 
 
 @metric("gini")
-def gini(s: HiddenStats) -> torch.Tensor:
+def gini(s: Intermediates) -> torch.Tensor:
     """Gini coefficient of |h|: sum_i (2i - d - 1) x_(i) / (d sum x), i = 1..d ascending."""
-    ranks = torch.arange(1, s.d + 1, device=s.h.device, dtype=s.h.dtype)
-    weights = 2 * ranks - s.d - 1
-    return _nan_where_zero((s.sorted_abs @ weights) / (s.d * s.l1), s.l1)
+    return _nan_where_zero(s.gini_sum / (s.d * s.l1), s.l1)
 
 
 @metric("top1_share")
-def top1_share(s: HiddenStats) -> torch.Tensor:
+def top1_share(s: Intermediates) -> torch.Tensor:
     return _nan_where_zero(s.max_abs.square() / s.sum_sq, s.sum_sq)
 
 
 @metric("hoyer")
-def hoyer(s: HiddenStats) -> torch.Tensor:
+def hoyer(s: Intermediates) -> torch.Tensor:
     """Hoyer sparsity (sqrt(d) - l1/l2) / (sqrt(d) - 1): 0 dense, 1 one-hot."""
     root_d = math.sqrt(s.d)
-    return _nan_where_zero((root_d - s.l1 / s.l2) / (root_d - 1), s.l2)
+    return _nan_where_zero((root_d - s.l1 / s.sum_sq.sqrt()) / (root_d - 1), s.sum_sq)
 
 
 @metric("median_abs")
-def median_abs(s: HiddenStats) -> torch.Tensor:
+def median_abs(s: Intermediates) -> torch.Tensor:
     return s.median_abs
 
 
 @metric("hill_tail")
-def hill_tail(s: HiddenStats) -> torch.Tensor:
+def hill_tail(s: Intermediates) -> torch.Tensor:
     """Hill estimate of the tail index of the channel magnitudes, over the top k_h of them.
 
     alpha = k_h / sum_{i=1..k_h} log(x_(i) / x_(k_h+1)), x_(1) >= x_(2) >= ... the sorted |h|;
     NaN where x_(k_h+1) == 0 or the top k_h values all equal it (the estimate is undefined).
     """
-    k = s.hill_k
-    if k < 1:
-        return torch.full((s.h.shape[0],), math.nan, device=s.h.device)
-    top = s.sorted_abs[..., s.d - k :]
-    reference = s.sorted_abs[..., s.d - k - 1]
-    total = top.log().sum(-1) - k * reference.log()
-    valid = (reference > 0) & (total > 0)
-    return torch.where(valid, k / total.where(valid, 1.0), math.nan)
+    if s.hill_k < 1:
+        return torch.full_like(s.l1, math.nan)
+    total = s.hill_log_excess
+    valid = (s.hill_reference > 0) & (total > 0)
+    return torch.where(valid, s.hill_k / total.where(valid, 1.0), math.nan)
 
 
 def hill_order(d: int, hill_k: int | None) -> int:
@@ -267,6 +341,9 @@ def _top_channels_numpy(magnitude: np.ndarray, ascending: np.ndarray, k: int) ->
     return np.take_along_axis(channels, order, -1)
 
 
+#: the metrics defined above, which read only `Intermediates` (the compiled CPU kernels' output);
+#: a metric registered elsewhere gets a `HiddenStats`, computed with torch, on every device
+BUILT_IN: frozenset[str] = frozenset(METRICS)
 ALL_METRICS: tuple[str, ...] = (*METRICS.keys(), CHANNEL_WISE)
 
 
@@ -289,6 +366,7 @@ def compute_scalars(
     return scalars_of(HiddenStats(hidden.reshape(-1, hidden.shape[-1]), hill_k), names)
 
 
-def scalars_of(stats: HiddenStats, names: list[str]) -> torch.Tensor:
-    """[names, tokens] from shared intermediates: the one path collect's reducer and tests use."""
-    return torch.stack([METRICS[name](stats) for name in names])
+def scalars_of(stats: Intermediates, names: list[str]) -> torch.Tensor:
+    """[names, tokens] float32 from shared intermediates: the one path collect's reducer and the
+    tests use, whichever way the intermediates were computed."""
+    return torch.stack([METRICS[name](stats).to(torch.float32) for name in names])
