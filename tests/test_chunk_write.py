@@ -10,28 +10,40 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from zipfstage.store.chunk_write import ChunkFile
+from zipfstage.store.writer import COMPRESSORS
 
-_COMPRESSORS = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
+#: stores collected before lz4 became the codec; resuming one still writes zstd chunks
+OLDER_COMPRESSORS = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
 
 
 def make(
-    root: zarr.Group, name: str, dtype: str, shape: tuple[int, ...], chunks: tuple[int, ...]
+    root: zarr.Group,
+    name: str,
+    dtype: str,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    compressors: list[BloscCodec] = COMPRESSORS,
 ) -> zarr.Array:
     return root.create_array(
-        name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, compressors=_COMPRESSORS
+        name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, compressors=compressors
     )
 
 
 @pytest.mark.parametrize(
     ("dtype", "width"), [("float32", None), ("int32", 8), ("int8", 8), ("float32", 5)]
 )
-def test_direct_chunk_bytes_equal_zarrs(tmp_path: Path, dtype: str, width: int | None) -> None:
+@pytest.mark.parametrize("codec", [COMPRESSORS, OLDER_COMPRESSORS], ids=["lz4", "zstd"])
+def test_direct_chunk_bytes_equal_zarrs(
+    tmp_path: Path, dtype: str, width: int | None, codec: list[BloscCodec]
+) -> None:
     root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
     shape, chunks = ((64,), (16,)) if width is None else ((64, width), (16, width))
-    by_zarr, direct = make(root, "a", dtype, shape, chunks), make(root, "b", dtype, shape, chunks)
+    by_zarr = make(root, "a", dtype, shape, chunks, codec)
+    direct = make(root, "b", dtype, shape, chunks, codec)
     data = (np.random.default_rng(0).normal(size=chunks) * 50).astype(dtype)
     by_zarr[16:32] = data
-    writer = ChunkFile.of(direct)
+    writer = ChunkFile.at(tmp_path / "s.zarr/b")
+    assert writer == ChunkFile.of(direct)  # from zarr.json alone, as from the opened array
     assert writer is not None and writer.write(16, data)
     key = ["c", "1"] + ["0"] * (len(chunks) - 1)
     assert (tmp_path / "s.zarr/b").joinpath(*key).read_bytes() == (tmp_path / "s.zarr/a").joinpath(
@@ -44,7 +56,8 @@ def test_direct_chunk_bytes_equal_zarrs(tmp_path: Path, dtype: str, width: int |
 
 def test_partial_chunk_is_left_to_zarr(tmp_path: Path) -> None:
     root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
-    writer = ChunkFile.of(make(root, "a", "float32", (64,), (16,)))
+    make(root, "a", "float32", (64,), (16,))
+    writer = ChunkFile.at(tmp_path / "s.zarr/a")
     assert writer is not None
     assert not writer.write(16, np.ones(10, dtype=np.float32))  # short last batch
     assert not writer.write(8, np.ones(16, dtype=np.float32))  # not on a chunk boundary
@@ -54,4 +67,6 @@ def test_partial_chunk_is_left_to_zarr(tmp_path: Path) -> None:
 def test_other_codecs_are_left_to_zarr(tmp_path: Path) -> None:
     root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
     plain = root.create_array("a", shape=(64,), chunks=(16,), dtype="float32")
-    assert ChunkFile.of(plain) is None
+    assert ChunkFile.of(plain) is None and ChunkFile.at(tmp_path / "s.zarr/a") is None
+    assert ChunkFile.at(tmp_path / "s.zarr") is None  # a group
+    assert ChunkFile.at(tmp_path / "s.zarr/missing") is None

@@ -44,7 +44,7 @@ def collect_batches(
     with (
         point_hooks(architecture, run.points, reducer),
         torch.inference_mode(),
-        WriteBehind(writer, advance) as write_behind,
+        WriteBehind(writer, advance, in_background=device.type != "cpu") as write_behind,
     ):
         for batch_index, batch in enumerate(run.batches()):
             seen = batch_index + 1

@@ -17,11 +17,17 @@ from zipfstage.store import StoreWriter
 
 
 class WriteBehind:
-    """Queue of depth one in front of a `StoreWriter`; progress advances once a batch commits."""
+    """Queue of depth one in front of a `StoreWriter`; progress advances once a batch commits.
 
-    def __init__(self, writer: StoreWriter, advance: Advance) -> None:
+    `in_background=False` writes each batch at once instead. On a CPU run the forward pass keeps
+    every core busy, so a writer thread gains nothing and slows it: torch splits each operation
+    evenly over its threads, and one thread that shares its core with the writer holds up all.
+    """
+
+    def __init__(self, writer: StoreWriter, advance: Advance, in_background: bool = True) -> None:
         self.writer = writer
         self.advance = advance
+        self.in_background = in_background
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zipfstage-writer")
         self._pending: tuple[Future[None], int] | None = None
 
@@ -34,6 +40,10 @@ class WriteBehind:
     ) -> None:
         """Wait for the previous write to commit, then start this one."""
         self.wait()
+        if not self.in_background:
+            self.writer.write_batch(batch, token_ids, positions, values)
+            self.advance(int(token_ids.size))
+            return
         future = self._pool.submit(self.writer.write_batch, batch, token_ids, positions, values)
         self._pending = (future, int(token_ids.size))
 
