@@ -23,9 +23,16 @@ def make(
     shape: tuple[int, ...],
     chunks: tuple[int, ...],
     compressors: list[BloscCodec] = COMPRESSORS,
+    separator: str = "/",
 ) -> zarr.Array:
     return root.create_array(
-        name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, compressors=compressors
+        name,
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype,
+        fill_value=0,
+        compressors=compressors,
+        chunk_key_encoding={"name": "default", "configuration": {"separator": separator}},
     )
 
 
@@ -33,19 +40,21 @@ def make(
     ("dtype", "width"), [("float32", None), ("int32", 8), ("int8", 8), ("float32", 5)]
 )
 @pytest.mark.parametrize("codec", [COMPRESSORS, OLDER_COMPRESSORS], ids=["lz4", "zstd"])
+@pytest.mark.parametrize("separator", ["/", "."])
 def test_direct_chunk_bytes_equal_zarrs(
-    tmp_path: Path, dtype: str, width: int | None, codec: list[BloscCodec]
+    tmp_path: Path, dtype: str, width: int | None, codec: list[BloscCodec], separator: str
 ) -> None:
     root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
     shape, chunks = ((64,), (16,)) if width is None else ((64, width), (16, width))
-    by_zarr = make(root, "a", dtype, shape, chunks, codec)
-    direct = make(root, "b", dtype, shape, chunks, codec)
+    by_zarr = make(root, "a", dtype, shape, chunks, codec, separator)
+    direct = make(root, "b", dtype, shape, chunks, codec, separator)
     data = (np.random.default_rng(0).normal(size=chunks) * 50).astype(dtype)
     by_zarr[16:32] = data
     writer = ChunkFile.at(tmp_path / "s.zarr/b")
     assert writer == ChunkFile.of(direct)  # from zarr.json alone, as from the opened array
     assert writer is not None and writer.write(16, data)
     key = ["c", "1"] + ["0"] * (len(chunks) - 1)
+    key = [".".join(key)] if separator == "." else key
     assert (tmp_path / "s.zarr/b").joinpath(*key).read_bytes() == (tmp_path / "s.zarr/a").joinpath(
         *key
     ).read_bytes()

@@ -8,6 +8,7 @@ sort buffer is kept per shape and reused, so no full-size array is allocated per
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -15,9 +16,11 @@ import numpy as np
 import torch
 
 from zipfstage.collect.cpu_kernels import ROW_FIELDS, reduce_rows
-from zipfstage.collect.metrics import hill_order
+from zipfstage.collect.metrics import hill_order, scalars_of
 from zipfstage.thread_pool import map_here_too
 
+#: rows per tile of `_Reduction.run`: 128 x 576 float32 is 295 KB, inside a core's L2
+TILE_ROWS = 128
 #: metrics that read |h| sorted along channels (with the top-k family)
 SORTED_METRICS = frozenset({"max_to_median", "median_abs", "gini", "hill_tail"})
 
@@ -26,6 +29,7 @@ class RowStats:
     """`metrics.Intermediates` read from the kernels' [ROW_FIELDS, tokens] float64 output."""
 
     def __init__(self, fields: np.ndarray, d: int, hill_k: int) -> None:
+        self.fields = fields
         self.d = d
         self.hill_k = hill_k
         for index, name in enumerate(ROW_FIELDS):
@@ -53,53 +57,131 @@ class TopChannels:
     signs: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Reduction:
+    """One state's inputs and outputs: the kernels fill `fields` and `top` in place."""
+
+    h: np.ndarray
+    order: int
+    with_entropy: bool
+    with_sorted: bool
+    fields: np.ndarray
+    top: TopChannels
+
+    @classmethod
+    def of(
+        cls, hidden: torch.Tensor, names: list[str], topk: int, hill_k: int | None
+    ) -> _Reduction:
+        h = np.ascontiguousarray(hidden.detach().reshape(-1, hidden.shape[-1]).float().numpy())
+        n, d = h.shape
+        k = min(topk, d)
+        return cls(
+            h,
+            hill_order(d, hill_k),
+            "entropy" in names,
+            k > 0 or not SORTED_METRICS.isdisjoint(names),
+            np.empty((len(ROW_FIELDS), n), dtype=np.float64),
+            TopChannels(
+                np.empty((n, k), np.float32), np.empty((n, k), np.int32), np.empty((n, k), np.int8)
+            ),
+        )
+
+    def run(self, rows: slice, sort_buffer: np.ndarray) -> None:
+        """Rows `rows` through the kernels, a tile at a time; `sort_buffer` holds a tile.
+
+        A tile (~150 KB of h and as much of sorted |h|) stays in the core's cache from the sort
+        through every kernel pass, so h is read from memory once.
+        """
+        first, stop, _ = rows.indices(self.h.shape[0])
+        for start in range(first, stop, TILE_ROWS):
+            tile = slice(start, min(start + TILE_ROWS, stop))
+            h = self.h[tile]
+            ascending = sort_buffer[: h.shape[0]] if self.with_sorted else sort_buffer[:0]
+            if self.with_sorted:
+                np.abs(h, out=ascending)
+                ascending.sort(axis=-1)
+            reduce_rows(
+                h,
+                ascending,
+                self.order,
+                self.with_entropy,
+                self.with_sorted,
+                self.fields[:, tile],
+                self.top.values[tile],
+                self.top.channels[tile],
+                self.top.signs[tile],
+            )
+
+
 class CpuReducer:
-    """Computes `RowStats` and `TopChannels` of [tokens, d] float32 matrices on the CPU."""
+    """Computes `RowStats` and `TopChannels` of [tokens, d] float32 matrices on the CPU.
+
+    One matrix is split by rows over the threads; several are split by matrix, so each thread
+    works through whole points with no hand-over per point. Each thread keeps its tile-sized
+    |h| sort buffer from call to call.
+    """
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = max(1, threads or torch.get_num_threads())
-        self._sorted: dict[tuple[int, int], np.ndarray] = {}
+        self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self._lock = threading.Lock()
 
     def reduce(
         self, hidden: torch.Tensor, names: list[str], topk: int = 0, hill_k: int | None = None
     ) -> tuple[RowStats, TopChannels]:
         """Intermediates for `names` and the top-k channels (k = min(topk, d)) of `hidden`."""
-        h = np.ascontiguousarray(hidden.detach().reshape(-1, hidden.shape[-1]).float().numpy())
-        n, d = h.shape
-        k = min(topk, d)
-        order = hill_order(d, hill_k)
-        with_sorted = k > 0 or not SORTED_METRICS.isdisjoint(names)
-        fields = np.empty((len(ROW_FIELDS), n), dtype=np.float64)
-        top = TopChannels(
-            np.empty((n, k), np.float32), np.empty((n, k), np.int32), np.empty((n, k), np.int8)
-        )
-        with self._lock:  # one call at a time owns the shared sort buffer
-            ascending = self._sort_buffer(n, d) if with_sorted else np.empty((0, d), np.float32)
-            blocks = [b for b in np.array_split(np.arange(n), self.threads) if b.size]
+        return self.reduce_many([hidden], names, topk, hill_k)[0]
 
-            def run(rows: np.ndarray) -> None:
-                part = slice(int(rows[0]), int(rows[-1]) + 1)
-                if with_sorted:
-                    np.abs(h[part], out=ascending[part])
-                    ascending[part].sort(axis=-1)
-                reduce_rows(
-                    h[part],
-                    ascending[part] if with_sorted else ascending,
-                    order,
-                    "entropy" in names,
-                    with_sorted,
-                    fields[:, part],
-                    top.values[part],
-                    top.channels[part],
-                    top.signs[part],
-                )
+    def reduce_many(
+        self, states: list[torch.Tensor], names: list[str], topk: int = 0, hill_k: int | None = None
+    ) -> list[tuple[RowStats, TopChannels]]:
+        """`reduce` of every state, using every thread."""
+        reductions = [_Reduction.of(state, names, topk, hill_k) for state in states]
+        if len(reductions) == 1:
+            rows = reductions[0].h.shape[0]
+            bounds = np.linspace(0, rows, self.threads + 1).astype(int)
+            parts = [[(reductions[0], slice(a, b))] for a, b in itertools.pairwise(bounds) if b > a]
+        else:
+            parts = _balanced(reductions, self.threads)
+        with self._lock:  # one call at a time owns the sort buffers
+            work = [(thread, items) for thread, items in enumerate(parts) if items]
+            map_here_too(lambda job: self._run_part(*job), work)
+        return [(RowStats(r.fields, r.h.shape[1], r.order), r.top) for r in reductions]
 
-            map_here_too(run, blocks)
-        return RowStats(fields, d, order), top
+    def _run_part(self, thread: int, items: list[tuple[_Reduction, slice]]) -> None:
+        for reduction, rows in items:
+            reduction.run(rows, self._sort_buffer(thread, TILE_ROWS, reduction.h.shape[1]))
 
-    def _sort_buffer(self, n: int, d: int) -> np.ndarray:
-        buffer = self._sorted.get((n, d))
+    def _sort_buffer(self, thread: int, n: int, d: int) -> np.ndarray:
+        """An [n, d] float32 buffer owned by `thread`, kept from call to call."""
+        buffer = self._buffers.get((thread, n, d))
         if buffer is None:
-            buffer = self._sorted[(n, d)] = np.empty((n, d), dtype=np.float32)
+            buffer = self._buffers[(thread, n, d)] = np.empty((n, d), dtype=np.float32)
         return buffer
+
+
+def scalars_of_many(stats: list[RowStats], names: list[str]) -> list[np.ndarray]:
+    """[names, tokens] float32 per entry of `stats`, the formulas run once per vector width:
+    31 points cost one formula pass, not 31 (each is ~50 small torch operations)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, entry in enumerate(stats):
+        groups.setdefault((entry.d, entry.hill_k), []).append(index)
+    results: list[np.ndarray] = [np.empty((len(names), 0), np.float32)] * len(stats)
+    for (d, hill_k), members in groups.items():
+        joined = np.concatenate([stats[i].fields for i in members], axis=1)
+        values = scalars_of(RowStats(joined, d, hill_k), names).numpy()
+        ends = np.cumsum([stats[i].fields.shape[1] for i in members])
+        for i, part in zip(members, np.split(values, ends[:-1], axis=1), strict=True):
+            results[i] = part
+    return results
+
+
+def _balanced(reductions: list[_Reduction], threads: int) -> list[list[tuple[_Reduction, slice]]]:
+    """Whole states to threads, largest first, each to the least loaded thread."""
+    loads = [0] * threads
+    parts: list[list[tuple[_Reduction, slice]]] = [[] for _ in range(threads)]
+    for reduction in sorted(reductions, key=lambda r: -r.h.size):
+        thread = loads.index(min(loads))
+        parts[thread].append((reduction, slice(0, reduction.h.shape[0])))
+        loads[thread] += reduction.h.size
+    return parts

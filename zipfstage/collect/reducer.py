@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from zipfstage.collect.cpu_reduce import CpuReducer
+from zipfstage.collect.cpu_reduce import CpuReducer, scalars_of_many
 from zipfstage.collect.metrics import (
     BUILT_IN,
     CHANNEL_WISE,
@@ -79,26 +79,29 @@ class MetricReducer:
             self._add(sampled, [_Piece((point.name, CHANNEL_WISE), tuple(sampled.shape))])
 
     def _reduce_held(self) -> None:
-        for point, flat in self._held.release():
-            self._reduce_on_cpu(point, flat)
-            self._sample_channels(point, flat)
-
-    def _reduce_on_cpu(self, point: Point, flat: torch.Tensor) -> None:
-        """Compiled row kernels; the results are host arrays already."""
+        """Every held CPU state through the compiled kernels, the formulas once per width."""
+        held = self._held.release()
+        if not held:
+            return
         compiled = [name for name in self.scalar_metrics if name in BUILT_IN]
-        stats, top = self._cpu.reduce(flat, compiled, self.topk, self.hill_k)
-        values: dict[str, np.ndarray] = {}
-        if compiled:
-            values.update(zip(compiled, scalars_of(stats, compiled).numpy(), strict=True))
-        others = [name for name in self.scalar_metrics if name not in BUILT_IN]
-        if others:  # a metric added outside metrics.py may read all of HiddenStats
-            torch_values = scalars_of(HiddenStats(flat, self.hill_k), others).numpy()
-            values.update(zip(others, torch_values, strict=True))
-        for name in self.scalar_metrics:
-            self._host[(point.name, name)] = values[name]
-        if top.values.shape[1]:
-            for name, array in zip(TOPK_NAMES, (top.values, top.channels, top.signs), strict=True):
-                self._host[(point.name, name)] = array
+        states = [flat for _, flat in held]
+        reduced = self._cpu.reduce_many(states, compiled, self.topk, self.hill_k)
+        by_width = scalars_of_many([stats for stats, _ in reduced], compiled) if compiled else []
+        for index, ((point, flat), (_, top)) in enumerate(zip(held, reduced, strict=True)):
+            values = dict(zip(compiled, by_width[index], strict=True)) if compiled else {}
+            others = [name for name in self.scalar_metrics if name not in BUILT_IN]
+            if others:  # a metric added outside metrics.py may read all of HiddenStats
+                torch_values = scalars_of(HiddenStats(flat, self.hill_k), others).numpy()
+                values.update(zip(others, torch_values, strict=True))
+            for name in self.scalar_metrics:
+                self._host[(point.name, name)] = values[name]
+            if top.values.shape[1]:
+                arrays = (top.values, top.channels, top.signs)
+                for name, array in zip(TOPK_NAMES, arrays, strict=True):
+                    self._host[(point.name, name)] = array
+            if self.channel_wise:
+                sampled = flat.index_select(-1, self._channels_for(flat))
+                self._host[(point.name, CHANNEL_WISE)] = sampled.numpy()
 
     def _reduce_on_device(self, point: Point, flat: torch.Tensor) -> None:
         """torch on the model's device; nothing synchronises until `to_host`."""

@@ -36,6 +36,8 @@ class ChunkFile:
     chunks: tuple[int, ...]
     dtype: np.dtype
     codec: Blosc
+    #: the chunk key's separator: "/" (c/<row>/0, folders) or "." (c.<row>.0 beside zarr.json)
+    separator: str = "/"
 
     @classmethod
     def of(cls, array: zarr.Array) -> ChunkFile | None:
@@ -69,7 +71,7 @@ class ChunkFile:
             or not isinstance(codecs[0], BytesCodec)
             or not isinstance(codecs[1], BloscCodec)
             or getattr(encoding, "name", None) != "default"
-            or getattr(encoding, "separator", None) != "/"
+            or getattr(encoding, "separator", None) not in ("/", ".")
             or dtype.byteorder == ">"
             or not isinstance(metadata.chunk_grid, RegularChunkGrid)
         ):
@@ -84,7 +86,8 @@ class ChunkFile:
                 "typesize": blosc.typesize or dtype.itemsize,
             }
         )
-        return cls(folder, tuple(metadata.chunk_grid.chunk_shape), dtype, codec)
+        separator = str(getattr(encoding, "separator", "/"))
+        return cls(folder, tuple(metadata.chunk_grid.chunk_shape), dtype, codec, separator)
 
     def write(self, start: int, data: np.ndarray) -> bool:
         """Write rows start.. as one chunk; False (nothing written) unless they are exactly one.
@@ -94,8 +97,10 @@ class ChunkFile:
         """
         if data.shape != self.chunks or start % self.chunks[0]:
             return False
-        key = [str(start // self.chunks[0])] + ["0"] * (len(self.chunks) - 1)
-        folder = os.path.join(self.folder, "c", *key[:-1])
+        key = ["c", str(start // self.chunks[0])] + ["0"] * (len(self.chunks) - 1)
+        if self.separator == ".":
+            key = [".".join(key)]
+        folder = os.path.join(self.folder, *key[:-1])
         raw = np.ascontiguousarray(data, dtype=self.dtype).view(np.uint8).reshape(-1)
         encoded = memoryview(self.codec.encode(raw))
         staging = os.path.join(folder, f".{key[-1]}.{os.getpid()}.tmp")

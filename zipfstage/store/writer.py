@@ -8,15 +8,13 @@ processes never hold a stale metadata handle that could undo a resize.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import shutil
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import zarr
@@ -42,13 +40,14 @@ from zipfstage.store.layout import (
     remove_path,
     root_info,
 )
-from zipfstage.thread_pool import map_here_too
 
 #: lz4 with bit-shuffle: float32 metrics hardly compress (zstd level 5 saves 8-15 % more on
 #: channel_wise), but zstd costs 5 ms per 512 KB chunk against 0.2 ms, and a collect writes
 #: hundreds of chunks per batch. Integer top-k arrays still shrink 3-8x.
 COMPRESSORS = [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")]
-Item = TypeVar("Item")
+#: [N, k] arrays name chunks c.<batch>.0 beside zarr.json: with "/" every batch's chunk needs a
+#: folder c/<batch>/ of its own, and here creating one cost as much as writing the chunk
+FLAT_CHUNK_KEYS: dict[str, Any] = {"name": "default", "configuration": {"separator": "."}}
 #: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): unwritten rows read NaN / -1 / 0
 TOPK_DTYPES: dict[str, tuple[str, float]] = {
     TOPK_ABS: ("float32", float("nan")),
@@ -160,6 +159,7 @@ def _create_metrics(
             dtype="float32",
             fill_value=float("nan"),
             compressors=COMPRESSORS,
+            chunk_key_encoding=FLAT_CHUNK_KEYS if wide else None,
             attributes={"channels": channels} if wide else None,
             dimension_names=("token", "channel") if wide else ("token",),
         )
@@ -174,6 +174,7 @@ def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, rows: int, ch
             dtype=dtype,
             fill_value=fill,
             compressors=COMPRESSORS,
+            chunk_key_encoding=FLAT_CHUNK_KEYS,
             attributes={"width": layout.width, "k": layout.k, "k_requested": layout.k_requested},
             dimension_names=("token", "rank"),
         )
@@ -245,12 +246,10 @@ class StoreWriter:
         ]
         writes += [(metric_array_name(p, m), data) for (p, m), data in values.items()]
         try:
-            targets = [(self._chunk_file(name), data) for name, data in writes]
-            direct = map_here_too(partial(_write_chunk, start), _in_halves(targets))
             rest: list[tuple[zarr.Array, slice, np.ndarray]] = [
                 (self._array(name), region, data)
-                for (name, data), written in zip(writes, itertools.chain(*direct), strict=True)
-                if not written
+                for name, data in writes
+                if not self._write_whole_chunk(name, start, data)
             ]
             if self._has_digest:
                 digest = np.array([batch_digest(token_ids)], dtype=np.int64)
@@ -262,6 +261,15 @@ class StoreWriter:
                 f"cannot write batch {batch} into {self.path} (the committed batches are kept)",
                 exc,
             ) from None
+
+    def _write_whole_chunk(self, name: str, start: int, data: np.ndarray) -> bool:
+        """Straight to the chunk file when the batch fills one chunk; False: zarr must write it.
+
+        One thread: measured, two threads writing a batch's 622 chunks took as long as one (the
+        file system serialises file creation, and 20 MB per batch go to the page cache).
+        """
+        chunk_file = self._chunk_file(name)
+        return chunk_file is not None and chunk_file.write(start, data)
 
     def _chunk_file(self, name: str) -> ChunkFile | None:
         if name not in self._chunk_files:
@@ -319,18 +327,6 @@ def _all_arrays(group: zarr.Group, prefix: str = "") -> list[tuple[str, zarr.Arr
             continue
         found.extend(_all_arrays(sub, f"{prefix}{name}/"))
     return found
-
-
-def _in_halves(items: list[Item]) -> list[list[Item]]:
-    """The chunk writes of a batch in two halves, in order, for two threads (encoding and file
-    calls release the GIL)."""
-    middle = (len(items) + 1) // 2
-    return [items[:middle], items[middle:]]
-
-
-def _write_chunk(start: int, targets: list[tuple[ChunkFile | None, np.ndarray]]) -> list[bool]:
-    """Whole-batch chunks straight to their files; False where zarr must write (a short batch)."""
-    return [target is not None and target.write(start, data) for target, data in targets]
 
 
 async def _write_all(writes: list[tuple[zarr.Array, slice, np.ndarray]]) -> None:
