@@ -6,8 +6,9 @@
 The baseline is the backbone over every layer without the LM head: the head is work collect rightly
 skips, not overhead it pays for. Modes run interleaved (headless, 3 points, ...) so drift on a
 shared machine hits all of them alike. One line per mode: `<mode> <tok/s> <ratio>`, the ratio to
-the headless forward (>1 means faster). `three-notopk` is the 3-point mode with --topk 0, so its
-ratio to `three` is the price of the top-k family. `--compile` runs `torch.compile` on the
+the headless forward (>1 means faster), then `cpu` and the same ratio by process CPU time (less
+sensitive to other jobs on a shared machine). `three-notopk` is the 3-point mode with --topk 0, so
+its ratio to `three` is the price of the top-k family. `--compile` runs `torch.compile` on the
 backbone first (for both the baseline and collect).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,15 +41,16 @@ def synchronize(run: PreparedRun) -> None:
         torch.cuda.synchronize(run.loaded.device)
 
 
-def time_headless(run: PreparedRun) -> tuple[float, int]:
+def time_headless(run: PreparedRun) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, tokens) of the backbone over every batch."""
     backbone, device = run.loaded.architecture.backbone, run.loaded.device
-    tokens, started = 0, time.perf_counter()
+    tokens, started, cpu = 0, time.perf_counter(), time.process_time()
     with torch.inference_mode():
         for batch in run.batches():
             backbone(input_ids=torch.from_numpy(batch).to(device), use_cache=False)
             tokens += batch.size
     synchronize(run)
-    return time.perf_counter() - started, tokens
+    return time.perf_counter() - started, time.process_time() - cpu, tokens
 
 
 def time_collect(run: PreparedRun, out: Path) -> tuple[float, float, int]:
@@ -67,23 +70,19 @@ def time_collect(run: PreparedRun, out: Path) -> tuple[float, float, int]:
     return time.perf_counter() - wall, time.process_time() - cpu, tokens
 
 
-def wall_and_tokens(measured: tuple[float, float, int]) -> tuple[float, int]:
-    return measured[0], measured[2]
-
-
 def build_modes(
     base: PreparedRun, tmp: Path, chosen: list[str]
-) -> dict[str, Callable[[], tuple[float, int]]]:
+) -> dict[str, Callable[[], tuple[float, float, int]]]:
     """name -> measurement, for the chosen modes."""
     n_layers = base.loaded.architecture.n_layers
     three = base.at_points(resolve_points(["embed", "middle", "last"], n_layers))
     no_topk = dataclasses.replace(three, settings=base.settings.model_copy(update={"topk": 0}))
     every = base.at_points(resolve_points(["all"], n_layers))
-    table: dict[str, Callable[[], tuple[float, int]]] = {
+    table: dict[str, Callable[[], tuple[float, float, int]]] = {
         "headless": lambda: time_headless(base),
-        "three": lambda: wall_and_tokens(time_collect(three, tmp / "three")),
-        "three-notopk": lambda: wall_and_tokens(time_collect(no_topk, tmp / "notopk")),
-        "all": lambda: wall_and_tokens(time_collect(every, tmp / "all")),
+        "three": lambda: time_collect(three, tmp / "three"),
+        "three-notopk": lambda: time_collect(no_topk, tmp / "notopk"),
+        "all": lambda: time_collect(every, tmp / "all"),
     }
     return {name: table[name] for name in chosen}
 
@@ -118,21 +117,27 @@ def main() -> None:
         measures = build_modes(base, Path(tmp), modes)
         for measure in measures.values():  # warm-up (and compilation) outside the timing
             measure()
-        totals: dict[str, list[float]] = {name: [0.0, 0.0] for name in measures}
-        for _ in range(args.repeats):
-            for name, measure in measures.items():
-                seconds, count = measure()
-                totals[name][0] += seconds
-                totals[name][1] += count
+        rounds = [
+            {name: measure() for name, measure in measures.items()} for _ in range(args.repeats)
+        ]
     print(
         f"# model {args.model} on {base.loaded.device} ({base.loaded.dtype}), "
         f"{torch.get_num_threads()} threads, {args.tokens} tokens x {args.repeats} repeats, "
         f"seq_len {args.seq_len}, batch {args.batch_size}, compile {args.compile}"
     )
-    baseline = totals["headless"][1] / totals["headless"][0]
-    for name, (total_seconds, total_tokens) in totals.items():
-        rate = total_tokens / total_seconds
-        print(f"{name} {rate:.0f} {rate / baseline:.3f}")
+    print("# <mode> <tok/s> <ratio to headless, wall> <ratio, process CPU time>: medians over")
+    print("# repeats of each repeat's own ratio, so load that drifts between repeats cancels")
+    for name in measures:
+        rate = statistics.median(r[name][2] / r[name][0] for r in rounds)
+        wall = statistics.median(speed(r, name, 0) for r in rounds)
+        cpu = statistics.median(speed(r, name, 1) for r in rounds)
+        print(f"{name} {rate:.0f} {wall:.3f} cpu {cpu:.3f}")
+
+
+def speed(round_: dict[str, tuple[float, float, int]], name: str, clock: int) -> float:
+    """tokens per second of `name` over the headless forward's in the same repeat."""
+    mode, headless = round_[name], round_["headless"]
+    return (mode[2] / mode[clock]) / (headless[2] / headless[clock])
 
 
 if __name__ == "__main__":

@@ -167,16 +167,15 @@ class HiddenStats:
         # float32's tiny (~1e-38) change the sum by less than 1e-36
         logs = share.clamp_min(torch.finfo(torch.float32).tiny).log_()
         entropy = -torch.linalg.vecdot(share, logs)
+        # always computed, never branched on: `if dominant.any()` would wait for the GPU
         top_share = share.amax(-1)
-        dominant = top_share > 0.5
-        if bool(dominant.any()):
-            total = self.sq.sum(-1, dtype=torch.float64)
-            top = self.max_abs.double()
-            rest = (total - top.square()).clamp_min(0) / total
-            exact = -(1 - rest) * torch.log1p(-rest)
-            rounded = -(top_share * top_share.clamp_min(torch.finfo(torch.float32).tiny).log())
-            redone = ((entropy - rounded).double() + exact).float()
-            entropy = torch.where(dominant, redone, entropy)
+        total = self.sq.sum(-1, dtype=torch.float64)
+        top = self.max_abs.double()
+        rest = (total - top.square()).clamp_min(0) / total
+        exact = -(1 - rest) * torch.log1p(-rest)
+        rounded = -(top_share * top_share.clamp_min(torch.finfo(torch.float32).tiny).log())
+        redone = ((entropy - rounded).double() + exact).float()
+        entropy = torch.where(top_share > 0.5, redone, entropy)
         return entropy
 
     @cached_property
