@@ -119,6 +119,7 @@ def main() -> None:
             "cpu",
             "--out",
             out,
+            "--overwrite",  # a check: replace what an earlier run with other settings left
         )
         zipfstage("fit", "--out", out, "--metrics", "max_abs")
         zipfstage("report", "--out", out, "--top-tokens", "5")
