@@ -74,7 +74,7 @@ def test_same_values_in_a_file_or_two_per_array(store: Path) -> None:
         array = zarr.open_array(store / name, mode="r")
         assert array.chunks[0] >= array.shape[0]  # small arrays: one inner chunk
         assert zarr.open_array(store / name, mode="r").shards is not None
-    assert n_files > 8 * len(before) > result.files_after
+    assert n_files > result.files_after
     root = zarr.open_group(store, mode="r")
     assert root.attrs[ROOT_ATTR] == {**info, "layout": "sharded"}  # type: ignore[dict-item]
     assert not work_dir(store).exists()

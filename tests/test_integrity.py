@@ -21,6 +21,7 @@ from zipfstage.cli import app
 from zipfstage.collect.corpus import DataSpec, iter_batches, iter_documents, pack_sequences
 from zipfstage.collect.spec import describe_changes
 from zipfstage.store import open_store
+from zipfstage.store.layout import ROOT_ATTR
 from zipfstage.store.lock import reading_lock, replacing_lock
 from zipfstage.store.writer import update_attributes
 
@@ -194,21 +195,34 @@ def test_resume_refuses_a_changed_text_naming_the_first_changed_batch(
 # -- 3. lost and damaged chunks ------------------------------------------------------------------
 
 
+def chunk_of_batch(out: Path, name: str, batch: int) -> tuple[Path, int, int]:
+    """The chunk file holding `batch` of array `name` while collecting (chunks of many batches),
+    the first batch it holds, and how many batches it holds."""
+    array = zarr.open_array(out / "store.zarr" / name, mode="r")
+    info = zarr.open_group(out / "store.zarr", mode="r").attrs[ROOT_ATTR]
+    batch_rows = info["plan"]["batch_size"] * info["plan"]["seq_len"]
+    per_chunk = array.chunks[0] // batch_rows
+    first = batch // per_chunk * per_chunk
+    held = min(per_chunk, info["n_batches"] - first)
+    return out / "store.zarr" / name / "c" / str(batch // per_chunk), first, held
+
+
 def test_a_deleted_chunk_is_refused_by_fit_found_by_check_and_collected_again(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
     assert collect(tiny_llama, tmp_path, NO_COMPACT, "--metrics", "rms,max_abs").exit_code == 0
     reference = data_arrays(tmp_path)
-    (tmp_path / "store.zarr" / "metrics" / "embed" / "rms" / "c" / "3").unlink()
+    chunk, first, held = chunk_of_batch(tmp_path, "metrics/embed/rms", 3)
+    chunk.unlink()
     line = one_line_error(invoke("fit", "--out", tmp_path))
-    assert "metrics/embed/rms: the chunk of batch 3 is missing" in line
+    assert f"metrics/embed/rms: the chunk of batch {first} is missing" in line
     check = invoke("check", "--out", tmp_path)
     assert (
         check.exit_code == 2 and "1 of 18 arrays are damaged"
     )  # 3 points x (2 metrics + 3 top-k) + ids, positions, progress in check.output
-    assert "metrics/embed/rms: the chunk of batch 3 is missing" in check.output
+    assert f"metrics/embed/rms: the chunk of batch {first} is missing" in check.output
     result = collect(tiny_llama, tmp_path, NO_COMPACT, "--metrics", "rms,max_abs")
-    assert result.exit_code == 0 and "collecting 1 batches again" in result.output
+    assert result.exit_code == 0 and f"collecting {held} batches again" in result.output
     assert "already complete" not in result.output
     assert_same_arrays(reference, data_arrays(tmp_path))
     assert open_store(tmp_path).complete
@@ -221,15 +235,16 @@ def test_a_truncated_chunk_or_metadata_is_one_line_for_every_reader(
 ) -> None:
     assert collect(tiny_llama, tmp_path, NO_COMPACT, "--metrics", "rms").exit_code == 0
     assert invoke("fit", "--out", tmp_path, "--workers", "1").exit_code == 0
-    chunk = tmp_path / "store.zarr" / "metrics" / "layer_2" / "rms" / "c" / "2"
+    chunk, first, _ = chunk_of_batch(tmp_path, "metrics/layer_2/rms", 2)
     chunk.write_bytes(chunk.read_bytes()[:7])
+    damage = f"metrics/layer_2/rms: the chunk of batch {first}"
     for command in ("fit", "plot", "report"):
         line = one_line_error(
             invoke(command, "--out", tmp_path, *(["--force"] * (command == "fit")))
         )
-        assert "metrics/layer_2/rms: the chunk of batch 2 is unreadable" in line, command
+        assert f"{damage} is unreadable" in line, command
     check = invoke("check", "--out", tmp_path)
-    assert check.exit_code == 2 and "metrics/layer_2/rms: the chunk of batch 2" in check.output
+    assert check.exit_code == 2 and damage in check.output
     assert chunk.stat().st_size == 7  # nothing rewrote it
     meta = tmp_path / "store.zarr" / "metrics" / "embed" / "rms" / "zarr.json"
     meta.write_text(meta.read_text()[:20])

@@ -1,18 +1,27 @@
-"""Write one whole chunk of a local Zarr v3 array straight to its file, bypassing zarr's setitem.
+"""Write a batch's rows of a local Zarr v3 array straight to its chunk file, bypassing zarr.
 
-A batch touches one chunk in each of hundreds of arrays, and zarr-python spends about a
-millisecond of CPU per array on indexing, async tasks and its codec pipeline; on a CPU run that
-competes with the forward pass. When a write covers exactly one chunk of an array whose codecs are
-the plain `bytes` + `blosc` chain collect creates, this module encodes the chunk with the same
-Blosc settings and replaces the chunk file atomically (the bytes zarr itself would write; a test
-checks they are identical). Anything else (a partial chunk, other codecs, a remote store) returns
-None so the caller falls back to zarr.
+A batch touches hundreds of arrays, and zarr-python spends about a millisecond of CPU per array
+on indexing, async tasks and its codec pipeline. Two layouts are written directly, in the bytes
+zarr itself would write (tests check they are identical):
+
+- uncompressed (`bytes` codec only; what collect creates): a chunk holds many batches; a batch
+  writes its rows in place at their offset. A chunk file is created once, filled with the fill
+  value and linked into place atomically, so a reader sees either no file or a whole one, and
+  two workers never both fill it. Batches write disjoint bytes, so a kill damages at most the
+  batch in flight (not yet committed), and workers may share a chunk.
+- compressed (`bytes` + `blosc`; stores collected before): a write covering exactly one chunk is
+  encoded and replaces the chunk file atomically.
+
+Anything else (a partial compressed chunk, other codecs, a remote store) returns False so the
+caller falls back to zarr.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +44,11 @@ class ChunkFile:
     folder: Path
     chunks: tuple[int, ...]
     dtype: np.dtype
-    codec: Blosc
+    #: None: uncompressed chunks, written in place
+    codec: Blosc | None
     #: the chunk key's separator: "/" (c/<row>/0, folders) or "." (c.<row>.0 beside zarr.json)
     separator: str = "/"
+    fill_value: float = 0.0
 
     @classmethod
     def of(cls, array: zarr.Array) -> ChunkFile | None:
@@ -67,52 +78,109 @@ class ChunkFile:
         encoding = metadata.chunk_key_encoding
         dtype = np.dtype(metadata.dtype.to_native_dtype())
         if (
-            len(codecs) != 2
+            len(codecs) not in (1, 2)
             or not isinstance(codecs[0], BytesCodec)
-            or not isinstance(codecs[1], BloscCodec)
+            or (len(codecs) == 2 and not isinstance(codecs[1], BloscCodec))
             or getattr(encoding, "name", None) != "default"
             or getattr(encoding, "separator", None) not in ("/", ".")
             or dtype.byteorder == ">"
+            or getattr(codecs[0].endian, "value", "little") != "little"
             or not isinstance(metadata.chunk_grid, RegularChunkGrid)
         ):
             return None
-        blosc = codecs[1]
-        codec = Blosc.from_config(
-            {
-                "cname": blosc.cname.name,
-                "clevel": blosc.clevel,
-                "shuffle": _SHUFFLE[blosc.shuffle.name],
-                "blocksize": blosc.blocksize,
-                "typesize": blosc.typesize or dtype.itemsize,
-            }
+        blosc = codecs[1] if len(codecs) == 2 else None
+        codec = _blosc(blosc, dtype) if isinstance(blosc, BloscCodec) else None
+        return cls(
+            folder,
+            tuple(metadata.chunk_grid.chunk_shape),
+            dtype,
+            codec,
+            str(getattr(encoding, "separator", "/")),
+            float(metadata.fill_value),
         )
-        separator = str(getattr(encoding, "separator", "/"))
-        return cls(folder, tuple(metadata.chunk_grid.chunk_shape), dtype, codec, separator)
 
     def write(self, start: int, data: np.ndarray) -> bool:
-        """Write rows start.. as one chunk; False (nothing written) unless they are exactly one.
-
-        Plain `os` calls: a collect writes hundreds of chunks per batch, and pathlib's and
-        `open`'s objects cost as much CPU as the file system itself.
-        """
-        if data.shape != self.chunks or start % self.chunks[0]:
+        """Write rows start.. of the array; False (nothing written) when zarr must do it."""
+        index, offset = divmod(start, self.chunks[0])
+        if data.shape[1:] != self.chunks[1:] or offset + data.shape[0] > self.chunks[0]:
             return False
-        key = ["c", str(start // self.chunks[0])] + ["0"] * (len(self.chunks) - 1)
+        raw = np.ascontiguousarray(data, dtype=self.dtype)
+        if self.codec is None:
+            row_bytes = math.prod(self.chunks[1:]) * self.dtype.itemsize
+            self._write_in_place(index, offset * row_bytes, raw)
+            return True
+        if data.shape != self.chunks or offset:
+            return False
+        folder, name = self._place(index)
+        staging = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+        _write_new(staging, memoryview(self.codec.encode(raw.view(np.uint8).reshape(-1))))
+        os.replace(staging, os.path.join(folder, name))
+        return True
+
+    def _place(self, index: int) -> tuple[str, str]:
+        """(folder, file name) of chunk `index` along rows."""
+        key = ["c", str(index)] + ["0"] * (len(self.chunks) - 1)
         if self.separator == ".":
             key = [".".join(key)]
-        folder = os.path.join(self.folder, *key[:-1])
-        raw = np.ascontiguousarray(data, dtype=self.dtype).view(np.uint8).reshape(-1)
-        encoded = memoryview(self.codec.encode(raw))
-        staging = os.path.join(folder, f".{key[-1]}.{os.getpid()}.tmp")
+        return os.path.join(self.folder, *key[:-1]), key[-1]
+
+    def _write_in_place(self, index: int, offset: int, rows: np.ndarray) -> None:
+        """`rows` at byte `offset` of uncompressed chunk `index`, made first if it is missing.
+
+        Plain `os` calls: a collect writes hundreds of arrays per batch, and pathlib's and
+        `open`'s objects cost as much CPU as the file system itself.
+        """
+        folder, name = self._place(index)
+        path = os.path.join(folder, name)
         try:
-            descriptor = os.open(staging, _CREATE, 0o644)
-        except FileNotFoundError:  # the first chunk in this folder
-            os.makedirs(folder, exist_ok=True)
-            descriptor = os.open(staging, _CREATE, 0o644)
+            descriptor = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            self._make_chunk(folder, name)
+            descriptor = os.open(path, os.O_WRONLY)
         try:
-            while encoded:
-                encoded = encoded[os.write(descriptor, encoded) :]
+            _write_all(descriptor, rows.data.cast("B"), offset)
         finally:
             os.close(descriptor)
-        os.replace(staging, os.path.join(folder, key[-1]))
-        return True
+
+    def _make_chunk(self, folder: str, name: str) -> None:
+        """A whole chunk of fill values, linked into place unless another writer was first."""
+        filled = np.full(self.chunks, self.fill_value, dtype=self.dtype)
+        staging = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        _write_new(staging, filled.data.cast("B"))
+        try:
+            os.link(staging, os.path.join(folder, name))
+        except FileExistsError:
+            pass  # another worker made it; its fill values are the same
+        finally:
+            os.unlink(staging)
+
+
+def _blosc(blosc: BloscCodec, dtype: np.dtype) -> Blosc:
+    return Blosc.from_config(
+        {
+            "cname": blosc.cname.name,
+            "clevel": blosc.clevel,
+            "shuffle": _SHUFFLE[blosc.shuffle.name],
+            "blocksize": blosc.blocksize,
+            "typesize": blosc.typesize or dtype.itemsize,
+        }
+    )
+
+
+def _write_new(path: str, content: memoryview) -> None:
+    """A new file (or one truncated) holding `content`; creates the folder if it is missing."""
+    try:
+        descriptor = os.open(path, _CREATE, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, _CREATE, 0o644)
+    try:
+        _write_all(descriptor, content, 0)
+    finally:
+        os.close(descriptor)
+
+
+def _write_all(descriptor: int, content: memoryview, offset: int) -> None:
+    while content:
+        written = os.pwrite(descriptor, content, offset)
+        content, offset = content[written:], offset + written

@@ -30,8 +30,10 @@ from zipfstage.store.layout import (
     PROGRESS,
     ROOT_ATTR,
     STATUS_COMPLETE,
+    StorePlan,
     root_info,
 )
+from zipfstage.store.writer import COMPRESSORS
 
 #: uncompressed bytes per shard at most; an array larger than this gets several shards
 SHARD_BYTES = 256 * 2**20
@@ -96,13 +98,16 @@ def compact_store(
     if info.get(LAYOUT_ATTR) == LAYOUT_SHARDED:
         shutil.rmtree(work, ignore_errors=True)
         return CompactResult(0, before, before, time.perf_counter() - started, True)
+    plan = info["plan"]
+    assert isinstance(plan, dict)  # require_complete_store read a zipfstage store
+    batch_rows = StorePlan(**plan).rows_per_batch
     names = compactable_arrays(path)
     if progress:
         progress(0, len(names))
     for done, name in enumerate(names, start=1):
         source = zarr.open_array(path / name, mode="r", zarr_format=3)
         if source.shards is None:
-            _compact_array(path, work, name, (inner_bytes, shard_bytes))
+            _compact_array(path, work, name, batch_rows, (inner_bytes, shard_bytes))
         if progress:
             progress(done, len(names))
     root = zarr.open_group(path, mode="r+", zarr_format=3)
@@ -152,12 +157,18 @@ def compact_chunks(
     return (inner_rows, *chunks[1:]), (shard_rows, *chunks[1:])
 
 
-def _compact_array(store_path: Path, work: Path, name: str, sizes: tuple[int, int]) -> None:
-    """Write a sharded copy beside the store, checking each shard as written, then swap it in."""
+def _compact_array(
+    store_path: Path, work: Path, name: str, batch_rows: int, sizes: tuple[int, int]
+) -> None:
+    """Write a sharded copy beside the store, checking each shard as written, then swap it in.
+
+    Inner chunks are whole batches (collect's chunks may hold many), about `sizes[0]` bytes.
+    """
     source = zarr.open_array(store_path / name, mode="r", zarr_format=3)
     new = work / _NEW / quote(name, safe="")
     shutil.rmtree(new, ignore_errors=True)
-    inner, shards = compact_chunks(source.shape, source.chunks, source.dtype.itemsize, *sizes)
+    unit = (min(source.chunks[0], batch_rows), *source.chunks[1:])
+    inner, shards = compact_chunks(source.shape, unit, source.dtype.itemsize, *sizes)
     target = zarr.create_array(
         store=str(new),
         shape=source.shape,
@@ -165,7 +176,7 @@ def _compact_array(store_path: Path, work: Path, name: str, sizes: tuple[int, in
         chunks=inner,
         shards=shards,
         filters=source.filters,
-        compressors=source.compressors,
+        compressors=source.compressors or COMPRESSORS,  # collect writes uncompressed
         serializer=source.serializer or "auto",
         fill_value=source.fill_value,
         attributes=dict(source.attrs),

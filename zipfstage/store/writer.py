@@ -41,13 +41,18 @@ from zipfstage.store.layout import (
     root_info,
 )
 
-#: lz4 with bit-shuffle: float32 metrics hardly compress (zstd level 5 saves 8-15 % more on
-#: channel_wise), but zstd costs 5 ms per 512 KB chunk against 0.2 ms, and a collect writes
-#: hundreds of chunks per batch. Integer top-k arrays still shrink 3-8x.
+#: the codec of a compacted store: lz4 with bit-shuffle. float32 metrics hardly compress (zstd
+#: level 5 saves 6 % over a whole store) but zstd costs 5 ms per 512 KB chunk against 0.2 ms.
+#: Integer top-k arrays shrink 3-8x.
 COMPRESSORS = [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")]
-#: [N, k] arrays name chunks c.<batch>.0 beside zarr.json: with "/" every batch's chunk needs a
-#: folder c/<batch>/ of its own, and here creating one cost as much as writing the chunk
+#: [N, k] arrays name chunks c.<i>.0 beside zarr.json: with "/" each chunk needs a folder
+#: c/<i>/ of its own, and here creating one cost as much as writing the chunk
 FLAT_CHUNK_KEYS: dict[str, Any] = {"name": "default", "configuration": {"separator": "."}}
+#: while collect runs, a chunk holds whole batches, about this many bytes, uncompressed: each
+#: batch writes its rows in place (`ChunkFile`), so a batch creates a file only every ~1 MB
+#: per array instead of one per array (622 per batch at 31 points, 50-140 µs each here, more on
+#: network file systems). Compaction then compresses.
+COLLECT_CHUNK_BYTES = 1 << 20
 #: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): unwritten rows read NaN / -1 / 0
 TOPK_DTYPES: dict[str, tuple[str, float]] = {
     TOPK_ABS: ("float32", float("nan")),
@@ -94,12 +99,19 @@ def create_store(
             channels = (point_channels or {}).get(point, channel_indices)
             _create_metrics(root, plan, point, metrics, channels)
         for point, layout in (topk or {}).items():
-            _create_topk(root, point, layout, plan.planned_rows, plan.rows_per_batch)
+            _create_topk(root, point, layout, plan)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise write_error(f"cannot create the store {path}", exc) from None
     remove_path(path)
     staging.rename(path)
+
+
+def collect_chunk_rows(plan: StorePlan, row_bytes: int) -> int:
+    """Rows per chunk while collecting: whole batches, about COLLECT_CHUNK_BYTES, at most the
+    planned rows (a batch never straddles two chunks)."""
+    batches = COLLECT_CHUNK_BYTES // max(plan.rows_per_batch * row_bytes, 1)
+    return max(1, min(batches, plan.planned_batches)) * plan.rows_per_batch
 
 
 def write_error(what: str, exc: OSError) -> ZipfstageError:
@@ -118,15 +130,14 @@ def _lay_out(
     attributes: Mapping[str, Any],
 ) -> None:
     root = zarr.open_group(staging, mode="w", zarr_format=3)
-    rows, chunk = plan.planned_rows, plan.rows_per_batch
     for name in (TOKEN_IDS, TOKEN_POSITIONS):
         root.create_array(
             name,
-            shape=(rows,),
-            chunks=(chunk,),
+            shape=(plan.planned_rows,),
+            chunks=(collect_chunk_rows(plan, 4),),
             dtype="int32",
             fill_value=-1,
-            compressors=COMPRESSORS,
+            compressors=None,
         )
     root.create_array(
         PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32", fill_value=0
@@ -149,31 +160,34 @@ def _create_metrics(
     root: zarr.Group, plan: StorePlan, point: str, metrics: list[str], channels: list[int]
 ) -> None:
     """A point's float32 metric arrays: [N], or [N, channels] for channel_wise."""
-    rows, chunk = plan.planned_rows, plan.rows_per_batch
+    rows, width = plan.planned_rows, max(len(channels), 1)
     for metric in metrics:
         wide = metric == CHANNEL_WISE
         root.create_array(
             metric_array_name(point, metric),
             shape=(rows, len(channels)) if wide else (rows,),
-            chunks=(chunk, max(len(channels), 1)) if wide else (chunk,),
+            chunks=(collect_chunk_rows(plan, 4 * width), width)
+            if wide
+            else (collect_chunk_rows(plan, 4),),
             dtype="float32",
             fill_value=float("nan"),
-            compressors=COMPRESSORS,
+            compressors=None,
             chunk_key_encoding=FLAT_CHUNK_KEYS if wide else None,
             attributes={"channels": channels} if wide else None,
             dimension_names=("token", "channel") if wide else ("token",),
         )
 
 
-def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, rows: int, chunk: int) -> None:
+def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, plan: StorePlan) -> None:
+    width = max(layout.k, 1)
     for name, (dtype, fill) in TOPK_DTYPES.items():
         root.create_array(
             metric_array_name(point, name),
-            shape=(rows, layout.k),
-            chunks=(chunk, max(layout.k, 1)),
+            shape=(plan.planned_rows, layout.k),
+            chunks=(collect_chunk_rows(plan, np.dtype(dtype).itemsize * width), width),
             dtype=dtype,
             fill_value=fill,
-            compressors=COMPRESSORS,
+            compressors=None,
             chunk_key_encoding=FLAT_CHUNK_KEYS,
             attributes={"width": layout.width, "k": layout.k, "k_requested": layout.k_requested},
             dimension_names=("token", "rank"),
@@ -233,9 +247,10 @@ class StoreWriter:
     ) -> None:
         """Write a batch's rows, then commit it. Rows must start at the batch's own offset.
 
-        A whole batch is one chunk of each array: those chunks go straight to their files
-        (`ChunkFile`, no per-array zarr overhead); anything else (a short last batch) goes through
-        zarr, all arrays concurrently. The commit record follows only once every write has finished.
+        Each array's rows go straight to its chunk file (`ChunkFile`, no per-array zarr
+        overhead): written in place in a store collected uncompressed, or as one whole chunk in
+        an older compressed one; anything else (a short last batch there) goes through zarr, all
+        arrays concurrently. The commit record follows only once every write has finished.
         """
         n = len(token_ids)
         start = self.plan.batch_rows(batch).start
@@ -249,7 +264,7 @@ class StoreWriter:
             rest: list[tuple[zarr.Array, slice, np.ndarray]] = [
                 (self._array(name), region, data)
                 for name, data in writes
-                if not self._write_whole_chunk(name, start, data)
+                if not self._write_direct(name, start, data)
             ]
             if self._has_digest:
                 digest = np.array([batch_digest(token_ids)], dtype=np.int64)
@@ -262,8 +277,8 @@ class StoreWriter:
                 exc,
             ) from None
 
-    def _write_whole_chunk(self, name: str, start: int, data: np.ndarray) -> bool:
-        """Straight to the chunk file when the batch fills one chunk; False: zarr must write it.
+    def _write_direct(self, name: str, start: int, data: np.ndarray) -> bool:
+        """Straight to the chunk file (`ChunkFile`); False when zarr must write it.
 
         One thread: measured, two threads writing a batch's 622 chunks took as long as one (the
         file system serialises file creation, and 20 MB per batch go to the page cache).
