@@ -61,6 +61,9 @@ class MetricReducer:
         self._channels: dict[int, torch.Tensor] = {}
         self._tensors: list[torch.Tensor] = []
         self._pieces: list[_Piece] = []
+        #: on a CPU: what the compiled kernels give, and metrics added outside metrics.py
+        self._compiled = [name for name in self.scalar_metrics if name in BUILT_IN]
+        self._extra = [name for name in self.scalar_metrics if name not in BUILT_IN]
         self._host: dict[Key, np.ndarray] = {}
         self._cpu = CpuReducer()
         self._held = HeldStates()
@@ -75,24 +78,26 @@ class MetricReducer:
 
     def _sample_channels(self, point: Point, flat: torch.Tensor) -> None:
         if self.channel_wise:
-            sampled = flat.index_select(-1, self._channels_for(flat)).float()
+            sampled = self._sampled(flat)
             self._add(sampled, [_Piece((point.name, CHANNEL_WISE), tuple(sampled.shape))])
+
+    def _sampled(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat.index_select(-1, self._channels_for(flat)).float()
 
     def _reduce_held(self) -> None:
         """Every held CPU state through the compiled kernels, the formulas once per width."""
         held = self._held.release()
         if not held:
             return
-        compiled = [name for name in self.scalar_metrics if name in BUILT_IN]
+        compiled = self._compiled
         states = [flat for _, flat in held]
         reduced = self._cpu.reduce_many(states, compiled, self.topk, self.hill_k)
         by_width = scalars_of_many([stats for stats, _ in reduced], compiled) if compiled else []
         for index, ((point, flat), (_, top)) in enumerate(zip(held, reduced, strict=True)):
             values = dict(zip(compiled, by_width[index], strict=True)) if compiled else {}
-            others = [name for name in self.scalar_metrics if name not in BUILT_IN]
-            if others:  # a metric added outside metrics.py may read all of HiddenStats
-                torch_values = scalars_of(HiddenStats(flat, self.hill_k), others).numpy()
-                values.update(zip(others, torch_values, strict=True))
+            if self._extra:  # a metric added outside metrics.py may read all of HiddenStats
+                extra = scalars_of(HiddenStats(flat, self.hill_k), self._extra).numpy()
+                values.update(zip(self._extra, extra, strict=True))
             for name in self.scalar_metrics:
                 self._host[(point.name, name)] = values[name]
             if top.values.shape[1]:
@@ -100,8 +105,7 @@ class MetricReducer:
                 for name, array in zip(TOPK_NAMES, arrays, strict=True):
                     self._host[(point.name, name)] = array
             if self.channel_wise:
-                sampled = flat.index_select(-1, self._channels_for(flat))
-                self._host[(point.name, CHANNEL_WISE)] = sampled.numpy()
+                self._host[(point.name, CHANNEL_WISE)] = self._sampled(flat).numpy()
 
     def _reduce_on_device(self, point: Point, flat: torch.Tensor) -> None:
         """torch on the model's device; nothing synchronises until `to_host`."""
