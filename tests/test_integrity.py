@@ -278,18 +278,16 @@ def test_collect_write_failure_is_one_line_and_keeps_committed_batches(
     writer's OSError is simulated), fails batch 2: batches 0 and 1 stay committed and whole."""
     reference = tmp_path / "reference"
     assert collect(tiny_llama, reference, NO_COMPACT).exit_code == 0
-    import zipfstage.store.writer as writer
+    from zipfstage.store.chunk_write import ChunkFile
 
-    real = writer._write_all
-    calls = {"n": 0}
+    real = ChunkFile.write
 
-    async def failing(writes: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(code, os.strerror(code), "store.zarr/metrics/embed/rms/c/2")
-        await real(writes)
+    def failing(self: ChunkFile, start: int, data: np.ndarray) -> bool:
+        if self.folder.name == "rms" and start == 256:  # batch 2's rows (128 per batch)
+            raise OSError(code, os.strerror(code), "store.zarr/metrics/embed/rms/c/0")
+        return real(self, start, data)
 
-    monkeypatch.setattr(writer, "_write_all", failing)
+    monkeypatch.setattr(ChunkFile, "write", failing)
     out = tmp_path / "run"
     line = one_line_error(collect(tiny_llama, out, NO_COMPACT))
     assert "cannot write batch 2" in line and os.strerror(code) in line

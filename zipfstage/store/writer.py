@@ -139,12 +139,17 @@ def _lay_out(
             fill_value=-1,
             compressors=None,
         )
-    root.create_array(
-        PROGRESS, shape=(plan.planned_batches,), chunks=(1,), dtype="int32", fill_value=0
-    )
-    root.create_array(
-        BATCH_DIGEST, shape=(plan.planned_batches,), chunks=(1,), dtype="int64", fill_value=0
-    )
+    for name, dtype in ((PROGRESS, "int32"), (BATCH_DIGEST, "int64")):
+        # one uncompressed chunk per batch: its commit is one small pwrite into a file that
+        # reads 0 ("not committed") until then (`ChunkFile`), not a zarr write of a few ms
+        root.create_array(
+            name,
+            shape=(plan.planned_batches,),
+            chunks=(1,),
+            dtype=dtype,
+            fill_value=0,
+            compressors=None,
+        )
     root.attrs[ROOT_ATTR] = {
         **attributes,
         "store_id": uuid.uuid4().hex,
@@ -268,9 +273,12 @@ class StoreWriter:
             ]
             if self._has_digest:
                 digest = np.array([batch_digest(token_ids)], dtype=np.int64)
-                rest.append((self._array(BATCH_DIGEST), slice(batch, batch + 1), digest))
-            sync(_write_all(rest))
-            self._progress[batch] = n
+                if not self._write_direct(BATCH_DIGEST, batch, digest):
+                    rest.append((self._array(BATCH_DIGEST), slice(batch, batch + 1), digest))
+            if rest:
+                sync(_write_all(rest))
+            if not self._write_direct(PROGRESS, batch, np.array([n], dtype=np.int32)):
+                self._progress[batch] = n
         except OSError as exc:
             raise write_error(
                 f"cannot write batch {batch} into {self.path} (the committed batches are kept)",
