@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from zipfstage.collect.cpu_reduce import CpuReducer
 from zipfstage.collect.metrics import CHANNEL_WISE, METRICS
 from zipfstage.collect.points import Point
 from zipfstage.collect.reducer import HeldStates, MetricReducer
@@ -30,11 +31,12 @@ def test_held_states_are_copies_and_their_buffers_are_reused() -> None:
 
 
 def test_reducer_gives_the_same_arrays_on_both_paths() -> None:
-    """CPU kernels (held until to_host) against the torch path used on a GPU."""
+    """CPU kernels (held until to_host) against the torch path used on a GPU; 300 rows span
+    three tiles of the kernels, the last one partial."""
     rng = np.random.default_rng(0)
     states = {
-        Point.at(0): torch.tensor(rng.standard_t(3, (2, 16, 48)), dtype=torch.float32),
-        Point.at(0, "mlp_act"): torch.tensor(rng.standard_t(3, (2, 16, 96)), dtype=torch.float32),
+        Point.at(0): torch.tensor(rng.standard_t(3, (3, 100, 48)), dtype=torch.float32),
+        Point.at(0, "mlp_act"): torch.tensor(rng.standard_t(3, (3, 100, 96)), dtype=torch.float32),
     }
     metrics = [*METRICS, CHANNEL_WISE]
     channels = {48: [1, 5, 40], 96: [0, 90]}
@@ -49,7 +51,19 @@ def test_reducer_gives_the_same_arrays_on_both_paths() -> None:
     for key, values in device.items():
         assert cpu[key].dtype == values.dtype, key
         np.testing.assert_allclose(cpu[key], values, rtol=2e-5, atol=1e-6, err_msg=str(key))
+    for point, hidden in states.items():  # the sampled channels are copied, not computed
+        sampled = hidden.reshape(-1, hidden.shape[-1])[:, channels[hidden.shape[-1]]].numpy()
+        np.testing.assert_array_equal(cpu[(point.name, CHANNEL_WISE)], sampled)
     assert on_cpu.to_host() == {}  # reset for the next batch
+
+
+def test_channel_indices_outside_the_vector_are_refused() -> None:
+    """The compiled gather does not check bounds, so the indices are checked before it."""
+    reducer = CpuReducer()
+    hidden = torch.ones(4, 8)
+    with pytest.raises(ValueError, match=r"\[0, 8\)"):
+        reducer.reduce(hidden, ["rms"], channels=np.array([0, 8]))
+    assert reducer.reduce(hidden, ["rms"], channels=np.array([7])).sampled.tolist() == [[1.0]] * 4
 
 
 def test_map_here_too_keeps_order_and_reraises() -> None:

@@ -32,7 +32,8 @@ def scalars(
     if producer == "torch":
         return compute_scalars(h, names, hill_k)
     one, two = (
-        scalars_of(CpuReducer(threads).reduce(h, names, 0, hill_k)[0], names) for threads in (1, 2)
+        scalars_of(CpuReducer(threads).reduce(h, names, 0, hill_k).stats, names)
+        for threads in (1, 2)
     )
     torch.testing.assert_close(one, two, rtol=0, atol=0, equal_nan=True)  # rows split alike
     return one
@@ -41,7 +42,7 @@ def scalars(
 def top_k(h: np.ndarray, k: int, producer: str) -> tuple[np.ndarray, ...]:
     if producer == "torch":
         return tuple(t.numpy() for t in top_channels(HiddenStats(torch.from_numpy(h)), k))
-    top = CpuReducer().reduce(torch.from_numpy(h), [], topk=k)[1]
+    top = CpuReducer().reduce(torch.from_numpy(h), [], topk=k).top
     return top.values, top.channels, top.signs
 
 

@@ -287,3 +287,11 @@ def _order_descending(
         x = row[channels[i]]
         values[i] = abs(x)
         signs[i] = -1 if x < 0 else 1
+
+
+@njit(cache=True, nogil=True)
+def gather_columns(h: np.ndarray, columns: np.ndarray, out: np.ndarray) -> None:
+    """out[r, j] = h[r, columns[j]]: the sampled channels, read while the tile is in cache."""
+    for r in range(h.shape[0]):
+        for j in range(columns.shape[0]):
+            out[r, j] = h[r, columns[j]]

@@ -1,4 +1,4 @@
-"""Reduce a CPU hidden state to metric intermediates and top-k channels with compiled kernels.
+"""Reduce a CPU hidden state to metric intermediates, top-k and sampled channels, compiled.
 
 The rows are split into one block per torch thread: one block runs in the calling thread and the
 others on a small pool (numpy's sort and the numba kernels release the GIL). During a hook the
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from zipfstage.collect.cpu_kernels import ROW_FIELDS, reduce_rows
+from zipfstage.collect.cpu_kernels import ROW_FIELDS, gather_columns, reduce_rows
 from zipfstage.collect.metrics import hill_order, scalars_of
 from zipfstage.thread_pool import map_here_too
 
@@ -58,8 +59,18 @@ class TopChannels:
 
 
 @dataclass(frozen=True)
+class Reduced:
+    """What the kernels give for one state: intermediates, top-k, and the sampled channels
+    ([tokens, channels] float32; None when no channels were asked for)."""
+
+    stats: RowStats
+    top: TopChannels
+    sampled: np.ndarray | None
+
+
+@dataclass(frozen=True)
 class _Reduction:
-    """One state's inputs and outputs: the kernels fill `fields` and `top` in place."""
+    """One state's inputs and outputs: the kernels fill `fields`, `top` and `sampled` in place."""
 
     h: np.ndarray
     order: int
@@ -67,14 +78,23 @@ class _Reduction:
     with_sorted: bool
     fields: np.ndarray
     top: TopChannels
+    channels: np.ndarray | None
+    sampled: np.ndarray | None
 
     @classmethod
     def of(
-        cls, hidden: torch.Tensor, names: list[str], topk: int, hill_k: int | None
+        cls,
+        hidden: torch.Tensor,
+        names: list[str],
+        topk: int,
+        hill_k: int | None,
+        channels: np.ndarray | None,
     ) -> _Reduction:
         h = np.ascontiguousarray(hidden.detach().reshape(-1, hidden.shape[-1]).float().numpy())
         n, d = h.shape
         k = min(topk, d)
+        if channels is not None and channels.size and not 0 <= channels.min() <= channels.max() < d:
+            raise ValueError(f"channel indices must lie in [0, {d}); got {channels.tolist()}")
         return cls(
             h,
             hill_order(d, hill_k),
@@ -84,13 +104,18 @@ class _Reduction:
             TopChannels(
                 np.empty((n, k), np.float32), np.empty((n, k), np.int32), np.empty((n, k), np.int8)
             ),
+            channels,
+            None if channels is None else np.empty((n, channels.size), dtype=np.float32),
         )
+
+    def result(self) -> Reduced:
+        return Reduced(RowStats(self.fields, self.h.shape[1], self.order), self.top, self.sampled)
 
     def run(self, rows: slice, sort_buffer: np.ndarray) -> None:
         """Rows `rows` through the kernels, a tile at a time; `sort_buffer` holds a tile.
 
         A tile (~150 KB of h and as much of sorted |h|) stays in the core's cache from the sort
-        through every kernel pass, so h is read from memory once.
+        through every kernel pass and the channel sampling, so h is read from memory once.
         """
         first, stop, _ = rows.indices(self.h.shape[0])
         for start in range(first, stop, TILE_ROWS):
@@ -111,10 +136,13 @@ class _Reduction:
                 self.top.channels[tile],
                 self.top.signs[tile],
             )
+            if self.channels is not None and self.sampled is not None:
+                gather_columns(h, self.channels, self.sampled[tile])
 
 
 class CpuReducer:
-    """Computes `RowStats` and `TopChannels` of [tokens, d] float32 matrices on the CPU.
+    """Computes `RowStats`, `TopChannels` and sampled channels of [tokens, d] float32 matrices
+    on the CPU.
 
     One matrix is split by rows over the threads; several are split by matrix, so each thread
     works through whole points with no hand-over per point. Each thread keeps its tile-sized
@@ -127,16 +155,31 @@ class CpuReducer:
         self._lock = threading.Lock()
 
     def reduce(
-        self, hidden: torch.Tensor, names: list[str], topk: int = 0, hill_k: int | None = None
-    ) -> tuple[RowStats, TopChannels]:
-        """Intermediates for `names` and the top-k channels (k = min(topk, d)) of `hidden`."""
-        return self.reduce_many([hidden], names, topk, hill_k)[0]
+        self,
+        hidden: torch.Tensor,
+        names: list[str],
+        topk: int = 0,
+        hill_k: int | None = None,
+        channels: np.ndarray | None = None,
+    ) -> Reduced:
+        """Intermediates for `names`, the top-k channels (k = min(topk, d)) of `hidden`, and
+        its columns `channels` when given."""
+        return self.reduce_many([hidden], names, topk, hill_k, [channels])[0]
 
     def reduce_many(
-        self, states: list[torch.Tensor], names: list[str], topk: int = 0, hill_k: int | None = None
-    ) -> list[tuple[RowStats, TopChannels]]:
-        """`reduce` of every state, using every thread."""
-        reductions = [_Reduction.of(state, names, topk, hill_k) for state in states]
+        self,
+        states: list[torch.Tensor],
+        names: list[str],
+        topk: int = 0,
+        hill_k: int | None = None,
+        channels: Sequence[np.ndarray | None] | None = None,
+    ) -> list[Reduced]:
+        """`reduce` of every state (with `channels[i]` for state i), using every thread."""
+        picks = channels or [None] * len(states)
+        reductions = [
+            _Reduction.of(state, names, topk, hill_k, pick)
+            for state, pick in zip(states, picks, strict=True)
+        ]
         if len(reductions) == 1:
             rows = reductions[0].h.shape[0]
             bounds = np.linspace(0, rows, self.threads + 1).astype(int)
@@ -146,7 +189,7 @@ class CpuReducer:
         with self._lock:  # one call at a time owns the sort buffers
             work = [(thread, items) for thread, items in enumerate(parts) if items]
             map_here_too(lambda job: self._run_part(*job), work)
-        return [(RowStats(r.fields, r.h.shape[1], r.order), r.top) for r in reductions]
+        return [reduction.result() for reduction in reductions]
 
     def _run_part(self, thread: int, items: list[tuple[_Reduction, slice]]) -> None:
         for reduction, rows in items:

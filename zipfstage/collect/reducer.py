@@ -78,11 +78,8 @@ class MetricReducer:
 
     def _sample_channels(self, point: Point, flat: torch.Tensor) -> None:
         if self.channel_wise:
-            sampled = self._sampled(flat)
+            sampled = flat.index_select(-1, self._channels_for(flat)).float()
             self._add(sampled, [_Piece((point.name, CHANNEL_WISE), tuple(sampled.shape))])
-
-    def _sampled(self, flat: torch.Tensor) -> torch.Tensor:
-        return flat.index_select(-1, self._channels_for(flat)).float()
 
     def _reduce_held(self) -> None:
         """Every held CPU state through the compiled kernels, the formulas once per width."""
@@ -91,9 +88,13 @@ class MetricReducer:
             return
         compiled = self._compiled
         states = [flat for _, flat in held]
-        reduced = self._cpu.reduce_many(states, compiled, self.topk, self.hill_k)
-        by_width = scalars_of_many([stats for stats, _ in reduced], compiled) if compiled else []
-        for index, ((point, flat), (_, top)) in enumerate(zip(held, reduced, strict=True)):
+        channels = (
+            [self._channels_for(flat).numpy() for flat in states] if self.channel_wise else None
+        )
+        reduced = self._cpu.reduce_many(states, compiled, self.topk, self.hill_k, channels)
+        by_width = scalars_of_many([r.stats for r in reduced], compiled) if compiled else []
+        for index, ((point, flat), result) in enumerate(zip(held, reduced, strict=True)):
+            top = result.top
             values = dict(zip(compiled, by_width[index], strict=True)) if compiled else {}
             if self._extra:  # a metric added outside metrics.py may read all of HiddenStats
                 extra = scalars_of(HiddenStats(flat, self.hill_k), self._extra).numpy()
@@ -104,8 +105,8 @@ class MetricReducer:
                 arrays = (top.values, top.channels, top.signs)
                 for name, array in zip(TOPK_NAMES, arrays, strict=True):
                     self._host[(point.name, name)] = array
-            if self.channel_wise:
-                self._host[(point.name, CHANNEL_WISE)] = self._sampled(flat).numpy()
+            if result.sampled is not None:
+                self._host[(point.name, CHANNEL_WISE)] = result.sampled
 
     def _reduce_on_device(self, point: Point, flat: torch.Tensor) -> None:
         """torch on the model's device; nothing synchronises until `to_host`."""
