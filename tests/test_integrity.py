@@ -204,7 +204,7 @@ def chunk_of_batch(out: Path, name: str, batch: int) -> tuple[Path, int, int]:
     per_chunk = array.chunks[0] // batch_rows
     first = batch // per_chunk * per_chunk
     held = min(per_chunk, info["n_batches"] - first)
-    return out / "store.zarr" / name / "c" / str(batch // per_chunk), first, held
+    return out / "store.zarr" / name / f"c.{batch // per_chunk}", first, held
 
 
 def test_a_deleted_chunk_is_refused_by_fit_found_by_check_and_collected_again(
@@ -284,7 +284,7 @@ def test_collect_write_failure_is_one_line_and_keeps_committed_batches(
 
     def failing(self: ChunkFile, start: int, data: np.ndarray) -> bool:
         if self.folder.name == "rms" and start == 256:  # batch 2's rows (128 per batch)
-            raise OSError(code, os.strerror(code), "store.zarr/metrics/embed/rms/c/0")
+            raise OSError(code, os.strerror(code), "store.zarr/metrics/embed/rms/c.0")
         return real(self, start, data)
 
     monkeypatch.setattr(ChunkFile, "write", failing)
