@@ -9,7 +9,9 @@ shared machine hits all of them alike. One line per mode: `<mode> <tok/s> <ratio
 the headless forward (>1 means faster), then `cpu` and the same ratio by process CPU time (less
 sensitive to other jobs on a shared machine). `three-notopk` is the 3-point mode with --topk 0, so
 its ratio to `three` is the price of the top-k family. `--compile` runs `torch.compile` on the
-backbone first (for both the baseline and collect).
+backbone first (for both the baseline and collect). On a CPU, collect keeps freed host memory
+mapped (`collect/host_memory.py`); the benchmark does so before anything runs, so the baseline
+forward runs under the same allocator (`bench_host_memory.py` measures what that alone gives).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 
 from zipfstage.collect.coordinator import create_or_check_store
+from zipfstage.collect.host_memory import keep_freed_memory
 from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
 from zipfstage.collect.plan import PreparedRun, prepare_run
@@ -110,6 +113,7 @@ def main() -> None:
         dtype=args.dtype,
         compact=False,
     )
+    kept = keep_freed_memory()  # what collect does on a CPU: the baseline gets it too
     with tempfile.TemporaryDirectory() as tmp:
         base = prepare_run(settings, Path(tmp), place(settings))
         if args.compile:
@@ -123,7 +127,8 @@ def main() -> None:
     print(
         f"# model {args.model} on {base.loaded.device} ({base.loaded.dtype}), "
         f"{torch.get_num_threads()} threads, {args.tokens} tokens x {args.repeats} repeats, "
-        f"seq_len {args.seq_len}, batch {args.batch_size}, compile {args.compile}"
+        f"seq_len {args.seq_len}, batch {args.batch_size}, compile {args.compile}, "
+        f"freed memory kept {kept}"
     )
     print("# <mode> <tok/s> <ratio to headless, wall> <ratio, process CPU time>: medians over")
     print("# repeats of each repeat's own ratio, so load that drifts between repeats cancels")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from zipfstage.collect.hooks import point_hooks, run_until_last_point
+from zipfstage.collect.host_memory import keep_freed_memory
 from zipfstage.collect.plan import PreparedRun
 from zipfstage.collect.reducer import MetricReducer
 from zipfstage.collect.write_behind import WriteBehind
@@ -40,6 +41,8 @@ def collect_batches(
         run.shape.metrics, run.channels_by_width, run.settings.topk, run.settings.hill_k
     )
     architecture, device = run.loaded.architecture, run.loaded.device
+    if device.type == "cpu":
+        keep_freed_memory()  # the forward's activations would page-fault in afresh every batch
     seen = 0
     with (
         point_hooks(architecture, run.points, reducer),
