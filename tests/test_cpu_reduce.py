@@ -95,3 +95,23 @@ def test_a_metric_added_outside_metrics_py_reads_hidden_stats_on_the_cpu(
     values = reducer.to_host()
     np.testing.assert_allclose(values[("layer_0", "energy_top2")], [1.0, 0.5])
     np.testing.assert_allclose(values[("layer_0", "rms")], [2.5, 1.0])
+
+
+@pytest.mark.parametrize(("shapes", "threads"), [([(2048, 64)] * 3, 2), ([(2048, 64)] * 31, 2)])
+def test_threads_share_the_rows_of_every_state_equally(
+    shapes: list[tuple[int, int]], threads: int
+) -> None:
+    """Every row of every state is reduced exactly once, and the threads get equal work: three
+    points on two threads split the middle one."""
+    from zipfstage.collect.cpu_reduce import _balanced, _Reduction
+
+    states = [_Reduction.of(torch.zeros(shape), [], 0, None, None) for shape in shapes]
+    parts = _balanced(states, threads)
+    seen = [np.zeros(state.h.shape[0], dtype=int) for state in states]
+    work = []
+    for items in parts:
+        for state, rows in items:
+            seen[next(i for i, s in enumerate(states) if s is state)][rows] += 1
+        work.append(sum((rows.stop - rows.start) * state.h.shape[1] for state, rows in items))
+    assert all((rows == 1).all() for rows in seen)
+    assert max(work) - min(work) <= 128 * 64  # at most one tile apart
