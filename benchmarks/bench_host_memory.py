@@ -4,7 +4,8 @@
 
 Each measurement is a fresh process (allocator settings are per process and cannot be undone),
 alternating default and kept, so drift on a shared machine hits both alike. One line per mode:
-`<mode> <tok/s> <ratio to default> faults/batch <minor page faults per batch>`.
+`<mode> <tok/s> <ratio to default> faults/batch <minor page faults per batch> peak_rss_mb <MB>`
+(the process's peak resident memory: what keeping freed blocks costs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ MODES = ("default", "kept")
 
 
 def child(mode: str, model: str, tokens: int) -> None:
-    """Print `<tok/s> <faults per batch>` of the headless forward under `mode`."""
+    """Print `<tok/s> <faults per batch> <peak RSS MB>` of the headless forward under `mode`."""
     if mode == "kept":
         assert keep_freed_memory(), "glibc's mallopt is not available here"
     hide_transformers_progress()
@@ -41,7 +42,8 @@ def child(mode: str, model: str, tokens: int) -> None:
         wall, _, n = time_headless(run)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     batches = n / (settings.batch_size * settings.seq_len)
-    print(f"{n / wall:.1f} {faults / batches:.0f}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"{n / wall:.1f} {faults / batches:.0f} {peak_mb:.0f}")
 
 
 def main() -> None:
@@ -54,23 +56,24 @@ def main() -> None:
     if args.child:
         child(args.child, args.model, args.tokens)
         return
-    results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+    results: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in MODES}
     for _ in range(args.repeats):
         for mode in MODES:
             command = [sys.executable, __file__, "--child", mode, "--model", args.model]
             command += ["--tokens", str(args.tokens)]
             line = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            rate, faults = line.split()[-2:]
-            results[mode].append((float(rate), float(faults)))
+            rate, faults, peak = line.split()[-3:]
+            results[mode].append((float(rate), float(faults), float(peak)))
     print(f"# model {args.model}, {args.tokens} tokens, {args.repeats} processes per mode")
-    print("# <mode> <tok/s> <ratio to default> faults/batch <minor page faults per batch>")
+    print("# <mode> <tok/s> <ratio to default> faults/batch <per batch> peak_rss_mb <MB>")
     pairs = zip(results["kept"], results["default"], strict=True)
     ratios = [kept[0] / default[0] for kept, default in pairs]
     for mode in MODES:
-        rate = statistics.median(r for r, _ in results[mode])
+        rate = statistics.median(r for r, _, _ in results[mode])
         ratio = 1.0 if mode == "default" else statistics.median(ratios)
-        faults = statistics.median(f for _, f in results[mode])
-        print(f"{mode} {rate:.0f} {ratio:.3f} faults/batch {faults:.0f}")
+        faults = statistics.median(f for _, f, _ in results[mode])
+        peak = statistics.median(p for _, _, p in results[mode])
+        print(f"{mode} {rate:.0f} {ratio:.3f} faults/batch {faults:.0f} peak_rss_mb {peak:.0f}")
 
 
 if __name__ == "__main__":
