@@ -3,6 +3,7 @@ a dead worker stops the run cleanly. All on CPU (`--devices cpu,cpu`) with a tin
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
@@ -173,12 +174,23 @@ def test_shard_model_on_cpu_matches(tiny_llama: Path, tmp_path: Path, one_thread
 def start_two_workers(
     model: Path, out: Path
 ) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
-    """A 2-worker collect in the background, once 10 batches are committed."""
+    """A 2-worker collect in the background, once 10 batches are committed, with its workers
+    suspended (SIGSTOP): the rest of the run takes well under a second on the tiny model, so
+    a kill sent a little late could find the run already complete. Resume them after the
+    kill (`resume`)."""
     process = spawn_cli(model, out, "--devices", "cpu,cpu")
     wait_for_batches(process, out, 10)
     workers = workers_of(process.pid)
-    assert len(workers) == 2
+    for worker in workers:
+        worker.suspend()
+    assert len(workers) == 2 and process.poll() is None, "the run ended before the kill"
     return process, workers
+
+
+def resume(workers: list[psutil.Process]) -> None:
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.resume()
 
 
 def test_killed_two_worker_run_resumes_on_one(
@@ -188,6 +200,7 @@ def test_killed_two_worker_run_resumes_on_one(
     process, workers = start_two_workers(tiny_llama, out)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
+    resume(workers)
     # the workers notice their parent is gone and stop writing at once
     _, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, "workers outlived their parent"
@@ -205,6 +218,7 @@ def test_dead_worker_stops_run_and_store_resumes_on_three(
     out = tmp_path / "run"
     process, workers = start_two_workers(tiny_llama, out)
     workers[1].send_signal(signal.SIGKILL)
+    resume(workers[:1])
     assert process.wait(timeout=60) == 1
     stderr = process.stderr.read().decode()  # type: ignore[union-attr]
     assert "died (exit -9)" in stderr and "re-run the same command to resume" in stderr, stderr
