@@ -23,7 +23,7 @@ from zipfstage.collect.spec import describe_changes
 from zipfstage.store import open_store
 from zipfstage.store.layout import ROOT_ATTR
 from zipfstage.store.lock import reading_lock, replacing_lock
-from zipfstage.store.writer import update_attributes
+from zipfstage.store.writer import StoreWriter, update_attributes
 
 runner = CliRunner()
 NO_COMPACT = "--no-compact"
@@ -228,6 +228,27 @@ def test_a_deleted_chunk_is_refused_by_fit_found_by_check_and_collected_again(
     assert open_store(tmp_path).complete
     check = invoke("check", "--out", tmp_path)
     assert check.exit_code == 0 and "are whole" in check.output
+
+
+def test_a_token_chunk_lost_and_made_again_by_a_later_batch_is_found_by_check(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Metric chunks are made sparse (zeros), but token ids' are filled with -1: a chunk deleted
+    while collect runs and made again by its next batch reads -1 for the committed batches it
+    lost, and `check` names the first of them."""
+    assert collect(tiny_llama, tmp_path, NO_COMPACT, "--metrics", "rms").exit_code == 0
+    store = tmp_path / "store.zarr"
+    ids = np.asarray(zarr.open_array(store / "tokens/ids", mode="r")[:])
+    zarr.open_array(store / "progress", mode="r+")[3:] = 0  # batches 3.. still to come
+    chunk, first, _ = chunk_of_batch(tmp_path, "tokens/ids", 0)
+    chunk.unlink()
+    assert first == 0
+    writer = StoreWriter(store)
+    rows = writer.plan.batch_rows(3)
+    writer.write_batch(3, ids[rows], np.zeros(rows.stop - rows.start, np.int32), {})
+    assert chunk.exists()
+    check = invoke("check", "--out", tmp_path)
+    assert check.exit_code == 2 and "tokens/ids: the chunk of batch 0 is missing" in check.output
 
 
 def test_a_truncated_chunk_or_metadata_is_one_line_for_every_reader(

@@ -143,9 +143,10 @@ class CpuReducer:
     """Computes `RowStats`, `TopChannels` and sampled channels of [tokens, d] float32 matrices
     on the CPU.
 
-    One matrix is split by rows over the threads; several are split by matrix, so each thread
-    works through whole points with no hand-over per point. Each thread keeps its tile-sized
-    |h| sort buffer from call to call.
+    The rows of all matrices, in order, are cut into one run of equal work per thread at tile
+    boundaries (`_balanced`): a thread mostly works through whole points, and at most one point
+    is shared between two threads. Each thread keeps its tile-sized |h| sort buffer from call to
+    call.
     """
 
     def __init__(self, threads: int | None = None) -> None:

@@ -13,7 +13,7 @@ mapped and unmapped per use. Only glibc is tuned; elsewhere nothing changes.
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 
 #: mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -26,7 +26,11 @@ TRIM_THRESHOLD = 2**30
 
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc to keep freed blocks; True when applied (False: not glibc)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError, AttributeError):  # not glibc, or no confstr (Windows)
+        return False
+    if not libc.startswith("glibc"):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the malloc this process already uses

@@ -6,7 +6,8 @@ zarr itself would write once every row is written (tests check they are identica
 
 - uncompressed (`bytes` codec only; what collect creates): a chunk holds many batches; a batch
   writes its rows in place at their offset. A chunk file is created once at its full size
-  (sparse: unwritten rows read as zero bytes, not the fill value) and linked into place
+  (sparse: unwritten rows read as zero bytes, not the fill value; token ids' chunks are
+  filled with -1, what `zipfstage check` looks for) and linked into place
   atomically, so a reader sees either no file or a whole one, and two workers never both make
   it. Batches write disjoint bytes, so a kill damages at most the batch in flight (not yet
   committed), and workers may share a chunk.
@@ -50,6 +51,10 @@ class ChunkFile:
     codec: Blosc | None
     #: the chunk key's separator: "/" (c/<row>/0, folders) or "." (c.<row>.0 beside zarr.json)
     separator: str = "/"
+    fill_value: float = 0.0
+    #: create chunks holding the fill value rather than sparse (zero bytes): token ids, so
+    #: that a chunk lost and made again by a later batch reads -1 where `check` looks
+    filled: bool = False
 
     @classmethod
     def of(cls, array: zarr.Array) -> ChunkFile | None:
@@ -60,7 +65,7 @@ class ChunkFile:
         return cls._from_metadata(Path(store.root) / array.path, array.metadata)
 
     @classmethod
-    def at(cls, folder: Path) -> ChunkFile | None:
+    def at(cls, folder: Path, filled: bool = False) -> ChunkFile | None:
         """The direct writer for the local array in `folder`, from its zarr.json alone: opening
         hundreds of arrays through zarr costs about a second at the start of every collect.
         None when the folder holds no Zarr v3 array (zarr then reports what it holds)."""
@@ -72,7 +77,7 @@ class ChunkFile:
             layout = _layout_of(json.dumps(document, sort_keys=True))
         except (OSError, ValueError, TypeError, KeyError):
             return None
-        return None if layout is None else cls(folder, *layout)
+        return None if layout is None else cls(folder, *layout, filled=filled)
 
     @classmethod
     def _from_metadata(cls, folder: Path, metadata: ArrayV3Metadata) -> ChunkFile | None:
@@ -125,23 +130,17 @@ class ChunkFile:
     def _make_chunk(self, folder: str, name: str) -> None:
         """A whole chunk, linked into place unless another writer was first.
 
-        The file is sized with `ftruncate`, not filled: its rows read as zero bytes until their
-        batch writes them. Writing the fill value first wrote every byte twice, and new file
-        pages cost about 1-2.5 ms per MB here (the fill was 60 % of a batch's write time).
-        Rows of uncommitted batches are never read (`StoreReader` masks by `progress`), and a
-        finished collect has written every row of its arrays' shape.
+        Unless `filled`, the file is sized with `ftruncate`, not filled: its rows read as zero
+        bytes until their batch writes them. Writing the fill value first wrote every byte
+        twice, and new file pages cost about 1-2.5 ms per MB here (the fill was 60 % of a
+        batch's write time). Rows of uncommitted batches are never read (`StoreReader` masks
+        by `progress`), and a finished collect has written every row of its arrays' shape.
         """
-        size = math.prod(self.chunks) * self.dtype.itemsize
         staging = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            descriptor = os.open(staging, _CREATE, 0o644)
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            descriptor = os.open(staging, _CREATE, 0o644)
-        try:
-            os.ftruncate(descriptor, size)
-        finally:
-            os.close(descriptor)
+        if self.filled:
+            _write_new(staging, np.full(self.chunks, self.fill_value, self.dtype).data.cast("B"))
+        else:
+            _make_sparse(staging, math.prod(self.chunks) * self.dtype.itemsize)
         try:
             os.link(staging, os.path.join(folder, name))
         except FileExistsError:
@@ -150,7 +149,7 @@ class ChunkFile:
             os.unlink(staging)
 
 
-_Layout = tuple[tuple[int, ...], np.dtype, Blosc | None, str]
+_Layout = tuple[tuple[int, ...], np.dtype, Blosc | None, str, float]
 
 
 @functools.lru_cache(maxsize=256)
@@ -161,7 +160,8 @@ def _layout_of(document: str) -> _Layout | None:
 
 
 def _layout(metadata: ArrayV3Metadata) -> _Layout | None:
-    """(chunk shape, dtype, codec, separator) when `ChunkFile` can write the array directly."""
+    """(chunk shape, dtype, codec, separator, fill value) when `ChunkFile` can write the array
+    directly."""
     codecs = metadata.codecs
     encoding = metadata.chunk_key_encoding
     dtype = np.dtype(metadata.dtype.to_native_dtype())
@@ -183,6 +183,7 @@ def _layout(metadata: ArrayV3Metadata) -> _Layout | None:
         dtype,
         codec,
         str(getattr(encoding, "separator", "/")),
+        float(metadata.fill_value),
     )
 
 
@@ -207,6 +208,19 @@ def _write_new(path: str, content: memoryview) -> None:
         descriptor = os.open(path, _CREATE, 0o644)
     try:
         _write_all(descriptor, content, 0)
+    finally:
+        os.close(descriptor)
+
+
+def _make_sparse(path: str, size: int) -> None:
+    """A new file of `size` zero bytes that takes no pages until written."""
+    try:
+        descriptor = os.open(path, _CREATE, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, _CREATE, 0o644)
+    try:
+        os.ftruncate(descriptor, size)
     finally:
         os.close(descriptor)
 

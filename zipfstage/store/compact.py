@@ -1,9 +1,10 @@
-"""Rewrite a finished store with a few shard files per array instead of one file per batch.
+"""Rewrite a finished store with a few shard files per array instead of one per ~1 MB of batches.
 
-While `collect` runs, one chunk per batch lets any worker write any batch alone; once the store
-is complete nobody writes it again, and hundreds of thousands of chunk files only make it slow to
-copy. Each array is rewritten with Zarr v3 sharding (inner chunks of whole batches, about 1 MiB,
-so reading a slice stays cheap), then swapped in. Every array is always whole, old or new, with the
+While `collect` runs, uncompressed chunks of whole batches let any worker write any batch in
+place alone; once the store is complete nobody writes it again, and thousands of chunk files
+(hundreds of thousands in stores collected one chunk per batch) only make it slow to copy. Each
+array is rewritten with Zarr v3 sharding (inner chunks of whole batches, about 1 MiB, so reading
+a slice stays cheap), then swapped in. Every array is always whole, old or new, with the
 same values: the new one is written beside the store and verified, then the old moves to a trash
 folder, the new takes its name, and the trash is deleted. A rerun after a kill finishes or undoes
 a swap.

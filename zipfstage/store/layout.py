@@ -14,16 +14,18 @@ DIR/store.zarr/
                             store_id (a fresh id per created store: its generation)
   tokens/ids                int32 [N]       token id of every row (-1 where not written)
   tokens/position           int32 [N]       position of the token inside its sequence
-  metrics/<point>/<metric>  float32 [N] or [N, k] (channel_wise), NaN where not written;
+  metrics/<point>/<metric>  float32 [N] or [N, k] (channel_wise); rows of uncommitted batches are
+                            undefined (zeros in a chunk made sparse, NaN with no chunk at all);
                             topk_abs / topk_channel / topk_sign [N, k] (float32, int32, int8)
   progress                  int32 [B]       rows committed by batch b (0 = not committed)
   batch_digest              int64 [B]       hash of batch b's token ids, written before its commit
                                             (0 = none: a store written before digests existed)
   fits/<point>/<metric>     written by `fit`
 ```
-Batch b always holds the same tokens and fills rows [b * rows_per_batch, ...): one chunk per batch
-while collect runs, so any worker can write any batch without touching another batch's chunk; a
-finished store is compacted into a few shards per array (`zipfstage.store.compact`).
+Batch b always holds the same tokens and fills rows [b * rows_per_batch, ...). While collect runs,
+a chunk holds about 1 MB of whole batches and each batch writes its own rows in place, so any
+worker can write any batch without touching another batch's bytes; a finished store is compacted
+into a few shards per array (`zipfstage.store.compact`).
 """
 
 from __future__ import annotations

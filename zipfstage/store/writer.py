@@ -54,7 +54,11 @@ FLAT_CHUNK_KEYS: dict[str, Any] = {"name": "default", "configuration": {"separat
 #: per array instead of one per array (622 per batch at 31 points, 50-140 µs each here, more on
 #: network file systems). Compaction then compresses.
 COLLECT_CHUNK_BYTES = 1 << 20
-#: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): unwritten rows read NaN / -1 / 0
+#: arrays whose chunks are created holding their fill value (-1), not sparse: a lost chunk that
+#: a later batch makes again then reads -1 for the batches it lost, which `check` finds
+FILLED_ON_CREATE = frozenset({TOKEN_IDS, TOKEN_POSITIONS})
+#: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): a finished store's unwritten rows
+#: (rows of a compacted store's missing shard, outside any batch) read NaN / -1 / 0
 TOPK_DTYPES: dict[str, tuple[str, float]] = {
     TOPK_ABS: ("float32", float("nan")),
     TOPK_CHANNEL: ("int32", -1),
@@ -299,7 +303,8 @@ class StoreWriter:
 
     def _chunk_file(self, name: str) -> ChunkFile | None:
         if name not in self._chunk_files:
-            self._chunk_files[name] = ChunkFile.at(self.path / name)
+            filled = name in FILLED_ON_CREATE
+            self._chunk_files[name] = ChunkFile.at(self.path / name, filled=filled)
         return self._chunk_files[name]
 
     def _array(self, name: str) -> zarr.Array:
