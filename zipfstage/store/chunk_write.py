@@ -200,12 +200,8 @@ def _blosc(blosc: BloscCodec, dtype: np.dtype) -> Blosc:
 
 
 def _write_new(path: str, content: memoryview) -> None:
-    """A new file (or one truncated) holding `content`; creates the folder if it is missing."""
-    try:
-        descriptor = os.open(path, _CREATE, 0o644)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        descriptor = os.open(path, _CREATE, 0o644)
+    """A new file (or one truncated) holding `content`."""
+    descriptor = _create(path)
     try:
         _write_all(descriptor, content, 0)
     finally:
@@ -214,15 +210,20 @@ def _write_new(path: str, content: memoryview) -> None:
 
 def _make_sparse(path: str, size: int) -> None:
     """A new file of `size` zero bytes that takes no pages until written."""
-    try:
-        descriptor = os.open(path, _CREATE, 0o644)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        descriptor = os.open(path, _CREATE, 0o644)
+    descriptor = _create(path)
     try:
         os.ftruncate(descriptor, size)
     finally:
         os.close(descriptor)
+
+
+def _create(path: str) -> int:
+    """A descriptor of the new (or truncated) file `path`; makes its folder if it is missing."""
+    try:
+        return os.open(path, _CREATE, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, _CREATE, 0o644)
 
 
 def _write_all(descriptor: int, content: memoryview, offset: int) -> None:
