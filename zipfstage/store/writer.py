@@ -57,8 +57,7 @@ COLLECT_CHUNK_BYTES = 1 << 20
 #: arrays whose chunks are created holding their fill value (-1), not sparse: a lost chunk that
 #: a later batch makes again then reads -1 for the batches it lost, which `check` finds
 FILLED_ON_CREATE = frozenset({TOKEN_IDS, TOKEN_POSITIONS})
-#: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): a finished store's unwritten rows
-#: (rows of a compacted store's missing shard, outside any batch) read NaN / -1 / 0
+#: the top-k arrays' dtype and fill value (TOPK_CONTRACT.md): rows with no chunk read NaN / -1 / 0
 TOPK_DTYPES: dict[str, tuple[str, float]] = {
     TOPK_ABS: ("float32", float("nan")),
     TOPK_CHANNEL: ("int32", -1),
