@@ -1,9 +1,10 @@
 """Reduce a CPU hidden state to metric intermediates, top-k and sampled channels, compiled.
 
-The rows are split into one block per torch thread: one block runs in the calling thread and the
-others on a small pool (numpy's sort and the numba kernels release the GIL). During a hook the
-forward pass is paused, so these threads use the cores torch's own threads just left. The |h|
-sort buffer is kept per shape and reused, so no full-size array is allocated per point.
+The rows of all states are cut into one run of equal work per torch thread: one run goes in the
+calling thread and the others on the shared pool (numpy's sort and the numba kernels release the
+GIL). The reducer calls this once the forward pass has stopped, so these threads use the cores
+torch's own threads just left. Each thread keeps a tile-sized |h| sort buffer from call to call,
+so no full-size array is allocated per point.
 """
 
 from __future__ import annotations
