@@ -393,6 +393,31 @@ def test_compare_demo_runs_two_corpora_and_two_dtypes(
         f"{name} \u00b7 pydoc \u00b7 bfloat16",
     ]
     assert (out / "compare" / "compare.html").is_file()
+    # A bootstrap interval wholly above alpha (percentile intervals can lie to one side of their
+    # estimate): the demo's path, resumed, must still draw it and show all three runs.
+    one_sided = _shift_interval_above_alpha(out / "runs" / "pydoc-bfloat16", "layer_3", "rms")
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    data = json.loads((out / "compare" / "compare.json").read_text())
+    stored = next(p for p in data["alpha"]["rms"][labels[2]] if p["point"] == "layer_3")
+    assert stored["alpha_ci"] == pytest.approx(one_sided)
+    html = (out / "compare" / "compare.html").read_text(encoding="utf-8")
+    assert all(markdown_text(label) in html or label in html for label in labels)
+    assert (out / "compare" / "plots" / "alpha_by_depth" / "rms.png").stat().st_size > 1000
+
+
+def _shift_interval_above_alpha(run: Path, point: str, metric: str) -> list[float]:
+    """Rewrite one stored fit so its alpha interval lies above alpha, keeping its input hash
+    (so a resumed fit keeps it)."""
+    from zipfstage.store.fits import read_fit_curves, read_fit_records, read_input_hash
+
+    record = read_fit_records(run)[point][metric]
+    interval = [record["alpha"] + 0.2, record["alpha"] + 0.5]
+    record["alpha_ci"] = interval
+    input_hash = read_input_hash(run, point, metric)
+    assert input_hash is not None
+    write_fit(run, point, metric, record, input_hash, read_fit_curves(run, point, metric))
+    return interval
 
 
 def test_sub_layer_sites_compare_site_with_site(tmp_path: Path) -> None:

@@ -26,3 +26,21 @@ def fmt_p_value(value: float | None, n_failed: int | None, digits: int = 3) -> s
     """A bootstrap p-value, saying how many replicates failed (they are not in its denominator)."""
     shown = fmt_number(value, digits)
     return f"{shown} ({n_failed} failed)" if value is not None and n_failed else shown
+
+
+#: marks an interval that lies wholly to one side of its estimate (figures, tables, legends)
+EXCLUDES_MARK = "\u2020"
+
+
+def fmt_interval(
+    interval: tuple[float, float] | None, estimate: float | None, sep: str = "\u2013"
+) -> str:
+    """The interval as low-high (en dash by default), marked with EXCLUDES_MARK when the estimate
+    lies outside it (a bootstrap percentile interval of a skewed re-fit distribution can); DASH
+    when there is none."""
+    if interval is None:
+        return DASH
+    low, high = sorted(interval)
+    text = f"{fmt_fixed(low)}{sep}{fmt_fixed(high)}"
+    outside = estimate is not None and not low <= estimate <= high
+    return f"{text} {EXCLUDES_MARK}" if outside else text

@@ -154,6 +154,15 @@ class FitRecord:
         return self.status == STATUS_OK and self.alpha is not None and self.xmin is not None
 
     @property
+    def ci_excludes_alpha(self) -> bool:
+        """The bootstrap interval lies wholly above or below alpha (README, "Intervals that miss
+        their estimate"): a percentile interval of a skewed re-fit distribution can."""
+        if self.alpha is None or self.alpha_ci is None:
+            return False
+        low, high = sorted(self.alpha_ci)
+        return not low <= self.alpha <= high
+
+    @property
     def tail_share(self) -> float:
         """The fraction of the fitted sample at or above xmin (scales the tail models)."""
         if not self.n_tail or not self.n:

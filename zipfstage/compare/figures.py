@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from zipfstage.compare.depth import RESID_POST, PointPlace
 from zipfstage.compare.outliers import Massive
 from zipfstage.formatting import fmt_fixed
-from zipfstage.plotting.annotate import note
+from zipfstage.plotting.annotate import draw_interval, note
 from zipfstage.plotting.samples import metric_label
 from zipfstage.plotting.style import Margins, log_axes, new_figure, styled
 from zipfstage.plotting.thinning import SortedSample
@@ -121,8 +121,7 @@ def _alpha_series(ax: Axes, points: list[AlphaPoint], color: str) -> None:
     ax.plot(x, y, color=color, lw=1.4, alpha=0.85)
     for point, xi, yi in zip(drawn, x, y, strict=True):
         if point.fit.alpha_ci is not None:
-            low, high = point.fit.alpha_ci
-            ax.errorbar(xi, yi, yerr=[[yi - low], [high - yi]], color=color, lw=1, capsize=2)
+            draw_interval(ax, xi, point.fit.alpha_ci, color)
         marker, filled = VERDICT_MARKERS.get(point.verdict, ("o", False))
         face = color if filled else "white"
         ax.plot(xi, yi, marker=marker, ms=7, mfc=face, mec=color, mew=1.4, ls="none", zorder=3)

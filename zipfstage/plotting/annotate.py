@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.axes import Axes
 
-from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
+from zipfstage.formatting import fmt_fixed, fmt_interval, fmt_number, fmt_p_value
 from zipfstage.plotting.style import NOTE_BOX
 from zipfstage.records import ALTERNATIVE_LABELS, Comparison, FitRecord
 
@@ -13,7 +13,7 @@ def fit_summary(fit: FitRecord, alternative: Comparison | None = None) -> str:
     """alpha (CI), xmin, n_tail, KS distance, p-value where computed, best alternative."""
     alpha = f"\u03b1 = {fmt_fixed(fit.alpha)}"
     if fit.alpha_ci is not None:
-        alpha += f"\n   95% CI {fmt_fixed(fit.alpha_ci[0])}\u2013{fmt_fixed(fit.alpha_ci[1])}"
+        alpha += f"\n   95% CI {fmt_interval(fit.alpha_ci, fit.alpha)}"
     share = f"\n   ({100 * fit.tail_share:.3g}% of the fitted sample)" if fit.n else ""
     lines = [
         alpha,
@@ -32,6 +32,13 @@ def fit_summary(fit: FitRecord, alternative: Comparison | None = None) -> str:
             f"   R = {fmt_number(alternative.R)}, p = {fmt_number(alternative.p, 2)}",
         ]
     return "\n".join(lines)
+
+
+def draw_interval(ax: Axes, x: float, interval: tuple[float, float], color: str) -> None:
+    """A vertical interval from its low to its high end with caps, wherever the estimate lies: a
+    bootstrap percentile interval can lie wholly to one side of it, which errorbar refuses."""
+    low, high = sorted(interval)
+    ax.plot([x, x], [low, high], color=color, lw=1, marker="_", ms=5, mew=1, solid_capstyle="butt")
 
 
 def note(ax: Axes, text: str, loc: str = "lower left") -> None:

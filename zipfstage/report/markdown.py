@@ -6,7 +6,7 @@ metrics, token text, reasons) goes through `markdown_text`, so nothing in it ren
 
 from __future__ import annotations
 
-from zipfstage.formatting import fmt_fixed, fmt_number, fmt_p_value
+from zipfstage.formatting import fmt_fixed, fmt_interval, fmt_number, fmt_p_value
 from zipfstage.report.by_site import by_site_markdown, site_grid
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.escape import markdown_code, markdown_path, markdown_text
@@ -65,7 +65,7 @@ def _table(rows: list[FitRow], channel: bool = False) -> list[str]:
     for row in rows:
         fit = row.fit
         metric = f"{fit.metric}[{fit.channel}]" if channel else fit.metric
-        ci = f"{fmt_fixed(fit.alpha_ci[0])}-{fmt_fixed(fit.alpha_ci[1])}" if fit.alpha_ci else "—"
+        ci = fmt_interval(fit.alpha_ci, fit.alpha if fit.ok else None, sep="-")
         n_tail = f"{fit.n_tail:,}" if fit.n_tail is not None else "—"
         out.append(
             f"| {markdown_text(fit.point)} | {markdown_text(metric)} "

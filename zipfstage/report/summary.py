@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zipfstage.formatting import fmt_fixed, fmt_number
+from zipfstage.formatting import EXCLUDES_MARK, fmt_fixed, fmt_interval, fmt_number
 from zipfstage.records import FitRecord
 from zipfstage.report import names
 from zipfstage.report.tokens import PointTail, TokenGroup, show_token
@@ -73,6 +73,7 @@ def summarize(fits: list[FitRecord], tails: list[PointTail], tail_metric: str) -
     """Every finding, in reading order: the tally, the heaviest tails, where the tail comes from."""
     return [
         _tally_finding(tally(fits)),
+        *_interval_findings(fits),
         *_heaviest_findings(fits),
         *tail_findings(tails, tail_metric),
     ]
@@ -92,6 +93,26 @@ def _tally_finding(counts: Tally) -> Finding:
     if counts.not_fitted:
         extra.append(f"{counts.not_fitted} not fitted yet")
     return Finding(text + ("; " + ", ".join(extra) if extra else "") + ".", names.ALPHA_DASHBOARD)
+
+
+def _interval_findings(fits: list[FitRecord]) -> list[Finding]:
+    """Say where a bootstrap interval for alpha misses alpha itself, so nobody reads it as a bug."""
+    missed = [f for f in fits if f.ok and f.ci_excludes_alpha]
+    if not missed:
+        return []
+    with_ci = sum(1 for f in fits if f.ok and f.alpha_ci is not None)
+    example = missed[0]
+    return [
+        Finding(
+            f"{len(missed)} of {with_ci} bootstrap 95 % intervals for \u03b1 lie wholly to one "
+            f"side of \u03b1 (marked {EXCLUDES_MARK} in the table; e.g. {example.metric} at "
+            f"{example.point}: \u03b1 = {fmt_fixed(example.alpha)}, interval "
+            f"{fmt_interval(example.alpha_ci, None)}): re-fits that choose another xmin give "
+            "another \u03b1, so their percentile interval need not contain the estimate "
+            "(README, Method).",
+            names.ALPHA_DASHBOARD,
+        )
+    ]
 
 
 def _heaviest_findings(fits: list[FitRecord]) -> list[Finding]:
