@@ -16,6 +16,7 @@ from zipfstage.commands import (
     compare,
     config_cmd,
     demo,
+    export,
     fit,
     plot,
     report,
@@ -67,6 +68,7 @@ app.command("check")(check.check_command)
 app.command("config")(config_cmd.config_command)
 app.command("demo")(demo.demo_command)
 app.command("compare")(compare.compare_command)
+app.command("export")(export.export_command)
 
 
 def main() -> None:

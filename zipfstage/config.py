@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -126,6 +126,12 @@ class Settings(BaseSettings):
 
     _yaml_path: ClassVar[Path | None] = None
 
+    @field_validator("out", mode="before")
+    @classmethod
+    def _local_out(cls, value: Any) -> Any:
+        refuse_url(value, "--out")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -165,6 +171,20 @@ class Settings(BaseSettings):
 
 
 ENV_PREFIX = "ZIPFSTAGE_"
+#: a URL scheme (s3://, gs://, https://; two letters at least, so C:/ stays a path). Path() folds
+#: "s3://b/run" to "s3:/b/run", so one slash is enough to tell.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def refuse_url(value: Any, what: str) -> None:
+    """Run folders are local: a URL would silently become a folder named 's3:' here."""
+    if isinstance(value, str | Path) and _URL.match(str(value)):
+        raise ZipfstageError(
+            f"{what} {value} is a URL; zipfstage reads and writes run folders on a local or "
+            "mounted file system: copy the run here (e.g. aws s3 sync) and give its path"
+        )
+
+
 #: ZIPFSTAGE_* variables read outside the settings tree (cache folder, nox's torch and Python)
 ENV_OUTSIDE_SETTINGS = frozenset({"ZIPFSTAGE_CACHE", "ZIPFSTAGE_TORCH", "ZIPFSTAGE_PYTHON"})
 
@@ -212,6 +232,24 @@ def _check_config_file(path: Path) -> None:
             f"config file {path} holds a {type(content).__name__}, not a mapping; its top level "
             "must be sections such as 'collect:' and 'fit:' (see configs/default.yaml)"
         )
+    for section, value in (content or {}).items():
+        _check_yaml_section(path, str(section), value)
+
+
+def _check_yaml_section(path: Path, section: str, value: Any) -> None:
+    """Type-check a YAML value on its own: merged under a command-line option that sets the same
+    key, a wrong type would otherwise never be looked at (and would bite the next run)."""
+    field = Settings.model_fields.get(section)
+    if field is None:
+        return  # an unknown section: the merged validation names it
+    annotation = field.annotation
+    try:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation.model_validate({} if value is None else value)
+        else:
+            TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        raise ZipfstageError(f"config file {path}: {_one_line(exc, section)}") from None
 
 
 def _squash(exc: BaseException) -> str:
@@ -245,9 +283,9 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, section: str | None = None) -> str:
     parts = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
+        where = ".".join(str(p) for p in ((section,) if section else ()) + tuple(error["loc"]))
         parts.append(f"{where}: {error['msg']}")
     return "invalid setting " + "; ".join(parts)

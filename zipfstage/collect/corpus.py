@@ -82,6 +82,25 @@ def check_data_spec(spec: DataSpec) -> None:
         )
     if len(suffixes) > 1:
         raise ZipfstageError(f"mixed file types in {spec.source}; give one kind at a time")
+    for path in files:
+        if path.suffix in _TEXT_SUFFIXES:
+            read_text_file(path)
+
+
+def read_text_file(path: Path) -> str:
+    """A text file's content, strictly UTF-8: a wrong guess would tokenize mojibake (or random
+    bytes) into the store without a word, so anything else is refused in one line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZipfstageError(
+            f"{path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}); convert it, "
+            f"e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt"
+        ) from None
+    if "\x00" in text:
+        raise ZipfstageError(f"{path} holds NUL bytes: it looks binary, not text")
+    return text
 
 
 def iter_documents(spec: DataSpec) -> Iterator[str]:
@@ -102,7 +121,7 @@ def iter_documents(spec: DataSpec) -> Iterator[str]:
     suffix = files[0].suffix
     if suffix in _TEXT_SUFFIXES:
         for path in files:
-            yield path.read_text(encoding="utf-8", errors="replace")
+            yield read_text_file(path)
         return
     yield from _iter_records(
         _DATASETS_BUILDERS[suffix],

@@ -12,6 +12,7 @@ from typing import Any
 
 from zipfstage.compare.depth import PointPlace, place
 from zipfstage.compare.outliers import Outliers, read_outliers
+from zipfstage.config import refuse_url
 from zipfstage.errors import ZipfstageError
 from zipfstage.records import FitTable, parse_records
 from zipfstage.store.fits import read_fit_records, require_current_fits
@@ -106,10 +107,29 @@ def load_runs(run_dirs: list[Path], labels: list[str] | None = None) -> list[Run
         raise ZipfstageError("compare needs at least two run directories")
     if labels is not None and len(labels) != len(run_dirs):
         raise ZipfstageError(f"--labels names {len(labels)} runs but {len(run_dirs)} were given")
+    for run_dir in run_dirs:
+        refuse_url(run_dir, "run")
     runs = [load_run(d) for d in run_dirs]
+    refuse_repeats(runs)
     for run, label in zip(runs, labels or default_labels(runs), strict=True):
         run.label = label
     return runs
+
+
+def refuse_repeats(runs: list[Run]) -> None:
+    """A run given twice (the same folder, or copies of one store) compares nothing with itself."""
+    seen: dict[object, Path] = {}
+    for run in runs:
+        store_id = run.reader.attributes.store_id
+        keys = [("folder", run.directory.resolve())] + ([("store", store_id)] if store_id else [])
+        for key in keys:
+            if key in seen:
+                how = "is the same folder as" if key[0] == "folder" else "is a copy of the store in"
+                raise ZipfstageError(
+                    f"{run.directory} {how} {seen[key]}: give each run once (compare needs two "
+                    "different runs)"
+                )
+            seen[key] = run.directory
 
 
 def default_labels(runs: list[Run]) -> list[str]:
