@@ -28,7 +28,8 @@ class MetricReducer:
     `topk` > 0 adds the top-k family (clamped to each point's width); `hill_k` is hill_tail's k_h.
     `channel_indices` is one list for every point, or one per vector width (d_model, d_ff).
     `torch_path` reduces CPU states as on a GPU (staged, batched by width, in torch), for tests
-    and op counts; `staging_bytes` bounds the staged states (default: 1/32 of the GPU's memory).
+    and op counts; `staging_bytes` bounds the staged states (default: 1/32 of the GPU's memory);
+    `compile_reduction` runs the device path's per-width reduction through torch.compile.
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class MetricReducer:
         *,
         torch_path: bool = False,
         staging_bytes: int | None = None,
+        compile_reduction: bool = False,
     ) -> None:
         self.scalar_metrics = [m for m in metrics if m != CHANNEL_WISE]
         self.channel_wise = CHANNEL_WISE in metrics
@@ -57,8 +59,9 @@ class MetricReducer:
         self._held = HeldStates()
         self.torch_path = torch_path
         self._staged = StagedStates(staging_bytes)
+        channels_for = self._channels_for if self.channel_wise else None
         self._widths = WidthReduction(
-            self.scalar_metrics, topk, hill_k, self._channels_for if self.channel_wise else None
+            self.scalar_metrics, topk, hill_k, channels_for, compile_reduction
         )
 
     def __call__(self, point: Point, hidden: torch.Tensor) -> None:
