@@ -118,6 +118,15 @@ def test_staged_states_group_by_shape_in_first_seen_order() -> None:
     assert StagedStates(limit_bytes=2 * 3 * 4 * 4).hold(Point.at(0), a)  # one state fills it
 
 
+def test_staging_buffers_grow_no_further_than_the_budget() -> None:
+    slot = 2 * 3 * 4 * 4
+    staged = StagedStates(limit_bytes=3 * slot)
+    held = [staged.hold(Point.at(i), torch.full((2, 3, 4), float(i))) for i in range(3)]
+    assert held == [False, False, True] and staged.allocated_bytes() == 3 * slot  # not 4
+    (rows,) = staged.release()
+    assert rows.rows[:, 0].tolist() == [0.0] * 6 + [1.0] * 6 + [2.0] * 6
+
+
 def ops_per_batch(states: dict[Point, torch.Tensor]) -> OpCounter:
     """The torch operations of one steady-state batch: hooks' copies, reduction, one copy out."""
     reducer = MetricReducer(NAMES, CHANNELS, topk=8, torch_path=True)

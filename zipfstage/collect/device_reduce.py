@@ -89,13 +89,18 @@ class StagedStates:
             buffer = self._buffers[key] = _Buffer(data)
         count = len(buffer.points)
         if count == buffer.data.shape[0]:
-            buffer.data = _grown(buffer.data, count)
+            fits = self._limit(hidden.device) // buffer.slot_bytes
+            buffer.data = _grown(buffer.data, count, max(count + 1, min(2 * count, fits)))
         buffer.data[count].copy_(hidden)
         buffer.points.append(point)
         return self.held_bytes() >= self._limit(hidden.device)
 
     def held_bytes(self) -> int:
         return sum(len(b.points) * b.slot_bytes for b in self._buffers.values())
+
+    def allocated_bytes(self) -> int:
+        """The staging buffers' size, held or not: at most the budget plus one state."""
+        return sum(b.data.nbytes for b in self._buffers.values())
 
     def release(self) -> list[Staged]:
         """The staged states by shape, in the order each shape was first met; the buffers are
@@ -118,9 +123,10 @@ class StagedStates:
         return self.limit_bytes
 
 
-def _grown(data: torch.Tensor, count: int) -> torch.Tensor:
-    """A buffer with twice the slots, holding the first `count` of `data` (first batch only)."""
-    grown = torch.empty((2 * data.shape[0], *data.shape[1:]), dtype=data.dtype, device=data.device)
+def _grown(data: torch.Tensor, count: int, slots: int) -> torch.Tensor:
+    """A buffer of `slots` slots holding the first `count` of `data`: twice as many, but no
+    more than the budget holds (first batch only: later batches find the size they need)."""
+    grown = torch.empty((slots, *data.shape[1:]), dtype=data.dtype, device=data.device)
     grown[:count].copy_(data[:count])
     return grown
 

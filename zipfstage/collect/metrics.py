@@ -6,8 +6,9 @@ token. Two producers compute the intermediates: `HiddenStats` with torch on the 
 and `cpu_reduce` with compiled row kernels on a CPU; both are tested against float64 references.
 Degenerate vectors (all zeros) give NaN where a ratio is undefined, never a crash.
 
-|h| sorted along channels is computed once per point and read by median_abs, max_to_median, gini,
-hill_tail and the top-k channels (`top_channels`), so one sort serves them all.
+|h| sorted along channels is computed once (per point on a CPU, per width on a GPU, where the
+reducer stacks every point of a width) and read by median_abs, max_to_median, gini, hill_tail and
+the top-k channels (`top_channels`), so one sort serves them all.
 """
 
 from __future__ import annotations
