@@ -41,11 +41,10 @@ def test_reducer_gives_the_same_arrays_on_both_paths() -> None:
     metrics = [*METRICS, CHANNEL_WISE]
     channels = {48: [1, 5, 40], 96: [0, 90]}
     on_cpu = MetricReducer(metrics, channels, topk=8, hill_k=None)
-    on_device = MetricReducer(metrics, channels, topk=8, hill_k=None)
+    on_device = MetricReducer(metrics, channels, topk=8, hill_k=None, torch_path=True)
     for point, hidden in states.items():
         on_cpu(point, hidden)
-        on_device._reduce_on_device(point, hidden.reshape(-1, hidden.shape[-1]))
-        on_device._sample_channels(point, hidden.reshape(-1, hidden.shape[-1]))
+        on_device(point, hidden)
     cpu, device = on_cpu.to_host(), on_device.to_host()
     assert cpu.keys() == device.keys() and len(cpu) == 2 * (len(METRICS) + 4)
     for key, values in device.items():

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from zipfstage.collect.coordinator import agreed_batch_count, coordinate, share_of, stop_requests
 from zipfstage.collect.messages import AlreadyDone, Failed, Go, Order, Ready
 from zipfstage.collect.outcome import COMPLETE, STOPPED, CollectOutcome
-from zipfstage.collect.placement import Ranks, rank_placement
+from zipfstage.collect.placement import Ranks, rank_placement, use_device
 from zipfstage.collect.plan import PreparedRun, prepare_run
 from zipfstage.collect.spec import StoreSpec, check_same_store
 from zipfstage.collect.worker import collect_batches
@@ -84,7 +84,9 @@ def _prepare_everywhere(
     """Load the model on every rank; all ranks stop if any one cannot. Returns every rank's spec."""
     prepared: PreparedRun | Failed
     try:
-        prepared = prepare_run(settings, out_dir, rank_placement(settings, ranks))
+        placement = rank_placement(settings, ranks)
+        use_device(placement)
+        prepared = prepare_run(settings, out_dir, placement)
     except Exception as exc:
         prefix = f"rank {ranks.rank}: "
         prepared = Failed.from_exception(ranks.rank, exc, RankFailed.exit_code, prefix)

@@ -6,12 +6,14 @@ token. Two producers compute the intermediates: `HiddenStats` with torch on the 
 and `cpu_reduce` with compiled row kernels on a CPU; both are tested against float64 references.
 Degenerate vectors (all zeros) give NaN where a ratio is undefined, never a crash.
 
-|h| sorted along channels is computed once per point and read by median_abs, max_to_median, gini,
-hill_tail and the top-k channels (`top_channels`), so one sort serves them all.
+|h| sorted along channels is computed once (per point on a CPU, per width on a GPU, where the
+reducer stacks every point of a width) and read by median_abs, max_to_median, gini, hill_tail and
+the top-k channels (`top_channels`), so one sort serves them all.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from functools import cached_property
@@ -82,16 +84,28 @@ class Intermediates(Protocol):
 
 
 class HiddenStats:
-    """The intermediates of one [tokens, d] matrix, computed with torch in float32."""
+    """The intermediates of a [tokens, d] matrix, computed with torch in float32.
+
+    On a GPU the reducer hands it every point of one width at once (their rows stacked), so
+    each intermediate is one kernel for all of them: the operations per batch grow with the
+    number of widths, not of points. Every row is reduced on its own, so stacking changes no
+    value. `numpy_sort` (the default on a CPU) sorts with numpy, ~20x faster there than torch;
+    False keeps every operation in torch, as on a GPU.
+    """
 
     def __init__(
-        self, hidden: torch.Tensor, hill_k: int | None = None, with_order: bool = False
+        self,
+        hidden: torch.Tensor,
+        hill_k: int | None = None,
+        with_order: bool = False,
+        numpy_sort: bool | None = None,
     ) -> None:
         self.h = hidden.float()
         self.d = self.h.shape[-1]
         self.hill_k = hill_order(self.d, hill_k)
-        #: top-k wanted: on a GPU the one sort then also returns the channel order
+        #: top-k wanted: in torch the one sort then also returns the channel order
         self.with_order = with_order
+        self.numpy_sort = self.h.device.type == "cpu" if numpy_sort is None else numpy_sort
 
     @cached_property
     def abs(self) -> torch.Tensor:
@@ -102,8 +116,14 @@ class HiddenStats:
         return self.h.square()
 
     @cached_property
+    def _energy(self) -> torch.Tensor:
+        """sum h^2 accumulated in float64: `sum_sq` rounds it to float32, and the entropy's
+        float64 redo reads it as it is, so one pass serves both."""
+        return self.sq.sum(-1, dtype=torch.float64)
+
+    @cached_property
     def sum_sq(self) -> torch.Tensor:
-        return self.sq.sum(-1)
+        return self._energy.float()
 
     @cached_property
     def sum_fourth(self) -> torch.Tensor:
@@ -118,13 +138,23 @@ class HiddenStats:
         return self.abs.amax(-1)
 
     @cached_property
-    def sorted_abs(self) -> torch.Tensor:
-        """|h| sorted along channels. On the CPU numpy's SIMD sort is ~20x faster than torch's."""
-        if self.abs.device.type == "cpu":
-            return torch.from_numpy(np.sort(self.abs.numpy(), axis=-1))
+    def _numpy_ascending(self) -> torch.Tensor:
+        """|h| sorted ascending by numpy (on a CPU ~20x faster than torch's sort)."""
+        return torch.from_numpy(np.sort(self.abs.numpy(), axis=-1))
+
+    @cached_property
+    def descending_abs(self) -> torch.Tensor:
+        """|h| sorted descending along channels, in torch: the top-k's stable sort when top-k
+        is wanted (one sort serves all), else a sort of the values alone."""
         if self.with_order:
-            return self.descending[0].flip(-1)
-        return self.abs.sort(-1).values
+            return self.descending[0]
+        return self.abs.sort(-1, descending=True).values
+
+    def ascending_abs(self, start: int) -> torch.Tensor:
+        """|h| ascending from the `start`-th smallest to the largest (d - start columns)."""
+        if self.numpy_sort:
+            return self._numpy_ascending[..., start:]
+        return self.descending_abs[..., : self.d - start].flip(-1)
 
     @cached_property
     def descending(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,13 +163,19 @@ class HiddenStats:
         ordered = torch.sort(self.abs, dim=-1, descending=True, stable=True)
         return ordered.values, ordered.indices
 
+    def smallest(self, i: int) -> torch.Tensor:
+        """The i-th smallest |h| (0-based) per token, read in place (no flipped copy)."""
+        if self.numpy_sort:
+            return self._numpy_ascending[..., i]
+        return self.descending_abs[..., self.d - 1 - i]
+
     @cached_property
     def median_abs(self) -> torch.Tensor:
         """Median |h|: the mean of the two middle values when d is even."""
         half = self.d // 2
         if self.d % 2:
-            return self.sorted_abs[..., half]
-        return 0.5 * (self.sorted_abs[..., half - 1] + self.sorted_abs[..., half])
+            return self.smallest(half)
+        return 0.5 * (self.smallest(half - 1) + self.smallest(half))
 
     @cached_property
     def _central_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,37 +196,45 @@ class HiddenStats:
 
         The shortcut log S - sum(h^2 log h^2) / S cancels badly in float32. A share near 1 (a
         massive activation) rounds to within 6e-8 of 1 in float32, so its term -p log p is
-        recomputed as -(1 - e) log1p(-e) from the other channels' energy e, in float64.
+        recomputed as -(1 - e) log1p(-e) from the other channels' energy e, in float64 per
+        token. The largest share is max|h|^2 / S: the same float32 number as the largest of
+        the shares (rounding is monotone), without another full-size pass.
         """
         share = self.sq / self.sum_sq.unsqueeze(-1)
         # share * log(max(share, tiny)) is xlogy (0 log 0 = 0) at half its CPU cost; shares below
         # float32's tiny (~1e-38) change the sum by less than 1e-36
         logs = share.clamp_min(torch.finfo(torch.float32).tiny).log_()
         entropy = -torch.linalg.vecdot(share, logs)
+        top_share = self.max_abs.square() / self.sum_sq
         # always computed, never branched on: `if dominant.any()` would wait for the GPU
-        top_share = share.amax(-1)
-        total = self.sq.sum(-1, dtype=torch.float64)
+        total = self._energy
         top = self.max_abs.double()
         rest = (total - top.square()).clamp_min(0) / total
         exact = -(1 - rest) * torch.log1p(-rest)
         rounded = -(top_share * top_share.clamp_min(torch.finfo(torch.float32).tiny).log())
         redone = ((entropy - rounded).double() + exact).float()
-        entropy = torch.where(top_share > 0.5, redone, entropy)
-        return entropy
+        return torch.where(top_share > 0.5, redone, entropy)
 
     @cached_property
     def gini_sum(self) -> torch.Tensor:
-        ranks = torch.arange(1, self.d + 1, device=self.h.device, dtype=self.h.dtype)
-        return self.sorted_abs @ (2 * ranks - self.d - 1)
+        """Over |h| ascending, as the CPU kernels sum it: this sum cancels (its terms change
+        sign), so summing the descending values instead changes it by ~1e-6 relative."""
+        return self.ascending_abs(0) @ _gini_weights(self.d, self.h.device)
 
     @cached_property
     def hill_reference(self) -> torch.Tensor:
-        return self.sorted_abs[..., self.d - self.hill_k - 1]
+        return self.smallest(self.d - self.hill_k - 1)
 
     @cached_property
     def hill_log_excess(self) -> torch.Tensor:
-        top = self.sorted_abs[..., self.d - self.hill_k :]
+        top = self.ascending_abs(self.d - self.hill_k)  # k_h columns: a small flip
         return top.log().sum(-1) - self.hill_k * self.hill_reference.log()
+
+
+@functools.cache
+def _gini_weights(d: int, device: torch.device) -> torch.Tensor:
+    """(2i - d - 1) for the i-th smallest, i = 1..d (exact in float32), made once per width."""
+    return torch.arange(1 - d, d, 2, device=device, dtype=torch.float32)
 
 
 def _nan_where_zero(values: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -309,9 +353,9 @@ def top_channels(s: HiddenStats, k: int) -> tuple[torch.Tensor, torch.Tensor, to
     Equal magnitudes are ordered by channel, lowest first, on every device, so two runs of the
     same data give the same channels. Returns float32 |h|, int32 channel, int8 sign (+1 / -1).
     """
-    if s.h.device.type == "cpu":
-        channels = _top_channels_numpy(s.abs.numpy(), s.sorted_abs.numpy(), k)
-        index = torch.from_numpy(channels)
+    if s.numpy_sort:
+        kth = s.smallest(s.d - k).numpy() if k else np.empty(0, np.float32)
+        index = torch.from_numpy(_top_channels_numpy(s.abs.numpy(), kth, k))
     else:
         index = s.descending[1][..., :k]
     signed = s.h.gather(-1, index)
@@ -319,14 +363,26 @@ def top_channels(s: HiddenStats, k: int) -> tuple[torch.Tensor, torch.Tensor, to
     return signed.abs(), index.to(torch.int32), sign
 
 
-def _top_channels_numpy(magnitude: np.ndarray, ascending: np.ndarray, k: int) -> np.ndarray:
-    """Channels of the k largest values: every row with exactly k values at or above its k-th
-    largest (no tie at the boundary) in one vectorised pass, the rest by a stable argsort."""
+def top_channels_block(s: HiddenStats, k: int) -> torch.Tensor:
+    """`top_channels` in torch as one [3, tokens, k] float32 block (|h|, channel, sign), the
+    layout the reducer copies to the host: the sorted values are the magnitudes themselves, and
+    channel and sign go straight to float32 (channels < 2**24 are exact) without int32 or int8
+    copies on the device."""
+    values, order = s.descending
+    index = order[..., :k]
+    sign = torch.where(s.h.gather(-1, index) < 0, -1.0, 1.0)
+    return torch.stack([values[..., :k], index.float(), sign])
+
+
+def _top_channels_numpy(magnitude: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """Channels of the k largest values (`kth` is each row's k-th largest): every row with
+    exactly k values at or above it (no tie at the boundary) in one vectorised pass, the rest
+    by a stable argsort."""
     n, d = magnitude.shape
     channels = np.empty((n, k), dtype=np.int64)
     if k == 0 or n == 0:
         return channels
-    above = magnitude >= ascending[:, d - k, None]
+    above = magnitude >= kth[:, None]
     clean = above.sum(-1) == k
     if clean.all():
         channels[:] = (np.flatnonzero(above) % d).reshape(n, k)  # row-major: ascending channels

@@ -55,8 +55,23 @@ def pick_device(requested: str | None) -> torch.device:
             ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ZipfstageError(f"device {requested} asked for, but no CUDA GPU is visible")
+        if device.type == "cuda" and device.index is not None:
+            check_cuda_index(device.index, requested)
         return device
     return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+def check_cuda_index(index: int, requested: str) -> None:
+    """A GPU index this process can see, checked before any model loads (CUDA itself would say
+    "invalid device ordinal" only once a worker moves its model there)."""
+    count = torch.cuda.device_count()
+    if not 0 <= index < count:
+        seen = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise ZipfstageError(
+            f"device {requested} asked for, but this process sees {count} CUDA GPU"
+            f"{'s' if count != 1 else ''} ({seen}); check --gpus / --devices and "
+            "CUDA_VISIBLE_DEVICES"
+        )
 
 
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
@@ -64,8 +79,14 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     if requested != "auto":
         return _DTYPES[requested]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if supports_bf16(device) else torch.float16
     return torch.float32
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """bf16 in hardware (compute capability 8.0, Ampere, or later) on `device` itself:
+    `torch.cuda.is_bf16_supported()` asks the current GPU, cuda:0 unless set otherwise."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def resolve_source(model: str, cache_dir: Path | None = None) -> tuple[str, dict[str, Any]]:

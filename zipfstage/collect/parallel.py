@@ -29,7 +29,7 @@ from zipfstage.collect.coordinator import agreed_batch_count, coordinate, share_
 from zipfstage.collect.messages import Abort, Done, Failed, Go, Ready, Tokens, WorkerMessage
 from zipfstage.collect.models import hide_transformers_progress, transformers_progress_shown
 from zipfstage.collect.outcome import CollectOutcome
-from zipfstage.collect.placement import check_devices, place
+from zipfstage.collect.placement import check_devices, place, use_device
 from zipfstage.collect.plan import prepare_run, validate_settings
 from zipfstage.collect.spec import StoreSpec, check_same_store
 from zipfstage.collect.worker import collect_batches
@@ -210,7 +210,9 @@ def worker_main(index: int, launch: WorkerLaunch, to_parent: Any, orders: Any, s
     if not launch.show_hf_progress:  # this process's entry point: follow the parent's CLI
         hide_transformers_progress()
     try:
-        run = prepare_run(launch.settings, launch.out_dir, place(launch.settings, index))
+        placement = place(launch.settings, index)
+        use_device(placement)
+        run = prepare_run(launch.settings, launch.out_dir, placement)
         to_parent.put(Ready(index, run.spec()))
         order = orders.get()
         if not isinstance(order, Go):

@@ -64,7 +64,9 @@ def place(settings: CollectSettings, slot: int = 0, torchrun: bool = False) -> P
     """The placement of process `slot` (worker index or local rank; 0 for a single process).
 
     --shard-model spreads one replica over the devices; otherwise process i takes devices[i]
-    (wrapping around), else --device, else cuda:LOCAL_RANK under torchrun, else auto.
+    (wrapping around), else --device, else auto. Under torchrun a bare `cuda` (or no device on
+    a GPU machine) is `cuda:{LOCAL_RANK % visible GPUs}`: one GPU per rank on an 8-GPU node,
+    and cuda:0 for every rank of a launcher that shows each rank only its own GPU.
     """
     devices = settings.devices or []
     if settings.shard_model:
@@ -73,16 +75,27 @@ def place(settings: CollectSettings, slot: int = 0, torchrun: bool = False) -> P
         )
     if devices:
         return Placement(devices[slot % len(devices)])
-    if settings.device:
-        return Placement(settings.device)
-    if torchrun:
-        return Placement(f"cuda:{slot}" if torch.cuda.is_available() else "cpu")
-    return Placement(None)
+    if torchrun and settings.device in (None, "cuda"):
+        if torch.cuda.is_available():
+            return Placement(f"cuda:{slot % torch.cuda.device_count()}")
+        return Placement(settings.device or "cpu")
+    return Placement(settings.device)
 
 
 def rank_placement(settings: CollectSettings, ranks: Ranks) -> Placement:
     """(device, device_map) for a torchrun rank: by local rank."""
     return place(settings, ranks.local_rank, torchrun=True)
+
+
+def use_device(placement: Placement) -> None:
+    """Check the placement's device, and make its GPU this process's current one, before the
+    model loads: otherwise every CUDA call that names no device (a library's allocation, the
+    caching allocator's context) lands on cuda:0 too, in every worker and rank."""
+    if placement.device is None:
+        return
+    target = pick_device(placement.device)  # one line (exit 2) for a device that is not there
+    if target.type == "cuda" and target.index is not None:
+        torch.cuda.set_device(target)
 
 
 def check_devices(settings: CollectSettings) -> list[str]:

@@ -1,42 +1,25 @@
 """Hidden states to per-token metrics on the device, brought to the host once per batch.
 
-Nothing in a hook synchronises with the GPU: results stay on the device until `to_host`, which
-flattens every point's results (scalars, top-k, sampled channels) into one float32 buffer and
-makes one transfer per batch for all of them together. On a CPU the compiled kernels of
-`cpu_reduce` compute the same intermediates straight into host arrays.
+Nothing in a hook synchronises with the GPU: a hook copies its state into the batch's staging
+buffers (`device_reduce`), every width is reduced in one pass over all its points, and results
+stay on the device until `to_host`, which flattens them (scalars, top-k, sampled channels) into
+one float32 buffer and makes one transfer per batch for all of them together. On a CPU the
+compiled kernels of `cpu_reduce` compute the same intermediates straight into host arrays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from zipfstage.collect.cpu_reduce import CpuReducer, scalars_of_many
-from zipfstage.collect.metrics import (
-    BUILT_IN,
-    CHANNEL_WISE,
-    TOPK_NAMES,
-    HiddenStats,
-    scalars_of,
-    top_channels,
-)
+from zipfstage.collect.device_reduce import Piece, StagedStates, WidthReduction
+from zipfstage.collect.metrics import BUILT_IN, CHANNEL_WISE, TOPK_NAMES, HiddenStats, scalars_of
 from zipfstage.collect.points import Point
 
 Key = tuple[str, str]
-#: host dtypes of the top-k arrays (they travel as float32: channel indices < 2**24 are exact)
-_TOPK_DTYPES: tuple[type[np.generic], ...] = (np.float32, np.int32, np.int8)
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """Where one (point, metric) array sits in the batch's flat buffer."""
-
-    key: Key
-    shape: tuple[int, ...]
-    dtype: type[np.generic] = np.float32
 
 
 class MetricReducer:
@@ -44,6 +27,9 @@ class MetricReducer:
 
     `topk` > 0 adds the top-k family (clamped to each point's width); `hill_k` is hill_tail's k_h.
     `channel_indices` is one list for every point, or one per vector width (d_model, d_ff).
+    `torch_path` reduces CPU states as on a GPU (staged, batched by width, in torch), for tests
+    and op counts; `staging_bytes` bounds the staged states (default: 1/32 of the GPU's memory);
+    `compile_reduction` runs the device path's per-width reduction through torch.compile.
     """
 
     def __init__(
@@ -52,6 +38,10 @@ class MetricReducer:
         channel_indices: Sequence[int] | Mapping[int, Sequence[int]],
         topk: int = 0,
         hill_k: int | None = None,
+        *,
+        torch_path: bool = False,
+        staging_bytes: int | None = None,
+        compile_reduction: bool = False,
     ) -> None:
         self.scalar_metrics = [m for m in metrics if m != CHANNEL_WISE]
         self.channel_wise = CHANNEL_WISE in metrics
@@ -60,26 +50,32 @@ class MetricReducer:
         self.hill_k = hill_k
         self._channels: dict[int, torch.Tensor] = {}
         self._tensors: list[torch.Tensor] = []
-        self._pieces: list[_Piece] = []
+        self._pieces: list[Piece] = []
         #: on a CPU: what the compiled kernels give, and metrics added outside metrics.py
         self._compiled = [name for name in self.scalar_metrics if name in BUILT_IN]
         self._extra = [name for name in self.scalar_metrics if name not in BUILT_IN]
         self._host: dict[Key, np.ndarray] = {}
         self._cpu = CpuReducer()
         self._held = HeldStates()
+        self.torch_path = torch_path
+        self._staged = StagedStates(staging_bytes)
+        channels_for = self._channels_for if self.channel_wise else None
+        self._widths = WidthReduction(
+            self.scalar_metrics, topk, hill_k, channels_for, compile_reduction
+        )
 
     def __call__(self, point: Point, hidden: torch.Tensor) -> None:
-        flat = hidden.reshape(-1, hidden.shape[-1])
-        if flat.device.type != "cpu":
-            self._reduce_on_device(point, flat)
-            self._sample_channels(point, flat)
-        elif self._held.hold(point, flat):
+        if hidden.device.type != "cpu" or self.torch_path:
+            if self._staged.hold(point, hidden):
+                self._reduce_staged()
+        elif self._held.hold(point, hidden.reshape(-1, hidden.shape[-1])):
             self._reduce_held()
 
-    def _sample_channels(self, point: Point, flat: torch.Tensor) -> None:
-        if self.channel_wise:
-            sampled = flat.index_select(-1, self._channels_for(flat)).float()
-            self._add(sampled, [_Piece((point.name, CHANNEL_WISE), tuple(sampled.shape))])
+    def _reduce_staged(self) -> None:
+        """Every staged width in one pass of torch operations; results stay on the device."""
+        for staged in self._staged.release():
+            for block, pieces in self._widths.blocks(staged):
+                self._add(block, pieces)
 
     def _reduce_held(self) -> None:
         """Every held CPU state through the compiled kernels, the formulas once per width."""
@@ -108,26 +104,6 @@ class MetricReducer:
             if result.sampled is not None:
                 self._host[(point.name, CHANNEL_WISE)] = result.sampled
 
-    def _reduce_on_device(self, point: Point, flat: torch.Tensor) -> None:
-        """torch on the model's device; nothing synchronises until `to_host`."""
-        k = min(self.topk, flat.shape[-1])
-        stats = HiddenStats(flat, self.hill_k, with_order=k > 0)
-        rows = flat.shape[0]
-        if self.scalar_metrics:
-            self._add(
-                scalars_of(stats, self.scalar_metrics),
-                [_Piece((point.name, name), (rows,)) for name in self.scalar_metrics],
-            )
-        if k > 0:
-            values, channels, signs = top_channels(stats, k)
-            self._add(
-                torch.stack([values, channels.float(), signs.float()]),
-                [
-                    _Piece((point.name, name), (rows, k), dtype)
-                    for name, dtype in zip(TOPK_NAMES, _TOPK_DTYPES, strict=True)
-                ],
-            )
-
     def _channels_for(self, flat: torch.Tensor) -> torch.Tensor:
         """The sampled channel indices for this vector width, cached on its device."""
         width = flat.shape[-1]
@@ -138,12 +114,13 @@ class MetricReducer:
             cached = self._channels[width] = torch.tensor(list(chosen), device=flat.device)
         return cached
 
-    def _add(self, block: torch.Tensor, pieces: list[_Piece]) -> None:
+    def _add(self, block: torch.Tensor, pieces: list[Piece]) -> None:
         self._tensors.append(block.reshape(-1))
         self._pieces.extend(pieces)
 
     def to_host(self) -> dict[Key, np.ndarray]:
         """Move everything gathered for this batch to numpy, and reset for the next batch."""
+        self._reduce_staged()
         self._reduce_held()
         results, self._host = self._host, {}
         if self._tensors:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from zipfstage.collect.coordinator import coordinate, stop_requests
 from zipfstage.collect.outcome import CollectOutcome
-from zipfstage.collect.placement import Placement
+from zipfstage.collect.placement import Placement, use_device
 from zipfstage.collect.plan import PreparedRun, prepare_run
 from zipfstage.collect.worker import collect_batches
 from zipfstage.config import CollectSettings
@@ -38,6 +38,7 @@ def run_single(
     settings: CollectSettings, out_dir: Path, overwrite: bool, quiet: bool, placement: Placement
 ) -> CollectOutcome:
     """Validate and load here, then the whole coordinator sequence in this process."""
+    use_device(placement)
     run = prepare_run(settings, out_dir, placement)
     spec = run.spec()
     with stop_requests() as stop_requested:

@@ -31,14 +31,20 @@ def collect_batches(
     advance: Advance,
     stop_requested: Callable[[], bool],
     assigned: Callable[[int], bool] = lambda batch: True,
+    compile_reduction: bool = False,
 ) -> int | None:
     """Forward and write every assigned, uncommitted batch.
 
     Returns how many batches the data holds, or None when stopped early on request.
+    `compile_reduction` compiles the device path's per-width reduction (benchmarks/).
     """
     committed = writer.committed()
     reducer = MetricReducer(
-        run.shape.metrics, run.channels_by_width, run.settings.topk, run.settings.hill_k
+        run.shape.metrics,
+        run.channels_by_width,
+        run.settings.topk,
+        run.settings.hill_k,
+        compile_reduction=compile_reduction,
     )
     architecture, device = run.loaded.architecture, run.loaded.device
     if device.type == "cpu":
