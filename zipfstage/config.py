@@ -246,7 +246,7 @@ def _check_yaml_section(path: Path, section: str, value: Any) -> None:
     try:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             annotation.model_validate({} if value is None else value)
-        else:
+        elif annotation is not None:
             TypeAdapter(annotation).validate_python(value)
     except ValidationError as exc:
         raise ZipfstageError(f"config file {path}: {_one_line(exc, section)}") from None
