@@ -83,9 +83,11 @@ def test_too_small_a_disk_is_refused_in_one_line_before_anything_is_written(
     assert re.search(r"has 1 MB free but the store needs about [\d.]+ MB", result.output)
     assert "Traceback" not in result.output
     assert not (tmp_path / "store.zarr").exists()
-    # the override collects all the same
-    result = collect(tiny_llama, tmp_path, "--no-space-check")
+    # the override collects all the same; without -q the estimate is printed
+    args = ["collect", "--model", str(tiny_llama), "--out", str(tmp_path), "--no-space-check"]
+    result = runner.invoke(app, [*args, *RUN[:-1]])
     assert result.exit_code == 0, result.output
+    assert re.search(r"note: the store will take about [\d.]+ MB \(", result.output)
     assert open_store(tmp_path).complete
 
 

@@ -69,7 +69,7 @@ def coordinate(
     make_run_dir(out_dir)
     with exclusive_lock(out_dir):
         note_clamped_channels(spec, settings)
-        session = open_session(spec, settings, out_dir, overwrite)
+        session = open_session(spec, settings, out_dir, overwrite, quiet)
         if isinstance(session, CollectOutcome):
             compact_if_asked(settings, session.store, quiet)  # ends a compaction a kill cut short
             return session
@@ -169,12 +169,16 @@ class Session:
 
 
 def open_session(
-    spec: StoreSpec, settings: CollectSettings, out_dir: Path, overwrite: bool
+    spec: StoreSpec, settings: CollectSettings, out_dir: Path, overwrite: bool, quiet: bool = False
 ) -> Session | CollectOutcome:
-    """Create or check the store (the caller holds the lock); an outcome if already complete."""
+    """Create or check the store (the caller holds the lock); an outcome if already complete.
+
+    The disk check comes first for a new store (nothing is written when it refuses); `quiet`
+    leaves out its size line, as it does the progress bar.
+    """
     path = store_path(out_dir)
     if overwrite or not path.exists():  # a new store: checked before anything is written
-        check_space(spec, settings, out_dir, reclaimed=allocated_bytes(path))
+        check_space(spec, settings, out_dir, reclaimed=allocated_bytes(path), quiet=quiet)
     existing = create_or_check_store(spec, out_dir, overwrite)
     if existing is not None:
         existing = uncommit_damaged(path, existing)
@@ -185,7 +189,7 @@ def open_session(
         )
     done_tokens = int(StoreWriter(path).committed().sum())
     if existing is not None:  # a resume needs room for the batches still to come
-        check_space(spec, settings, out_dir, done_tokens=done_tokens)
+        check_space(spec, settings, out_dir, done_tokens=done_tokens, quiet=quiet)
     total = (settings.max_tokens // settings.seq_len) * settings.seq_len
     return Session(path, existing, done_tokens, total, time.perf_counter())
 

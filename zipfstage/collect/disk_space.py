@@ -39,8 +39,10 @@ def check_space(
     out_dir: Path,
     done_tokens: int = 0,
     reclaimed: int = 0,
+    quiet: bool = False,
 ) -> None:
-    """Print the estimate; refuse (one line) when the peak exceeds the free space.
+    """Print the estimate (unless `quiet`); refuse (one line) when the peak exceeds the free
+    space.
 
     `done_tokens` are already in the store (a resume needs only the rest); `reclaimed` is what
     a store about to be replaced (--overwrite) frees.
@@ -55,19 +57,22 @@ def check_space(
     compacting = (
         f", {fmt_bytes(needed)}{more} at its peak while compacting" if settings.compact else ""
     )
-    print(
-        f"note: the store will take about {fmt_bytes(whole.store_bytes - already)}{more} "
-        f"({whole.point_token_bytes:,.0f} bytes per token per point, {whole.points} points, "
-        f"{planned - done_tokens:,} tokens{compacting}); {fmt_bytes(free)} free",
-        file=sys.stderr,
-        flush=True,
-    )
+    if not quiet:
+        print_note(
+            f"the store will take about {fmt_bytes(whole.store_bytes - already)}{more} "
+            f"({whole.point_token_bytes:,.0f} bytes per token per point, {whole.points} points, "
+            f"{planned - done_tokens:,} tokens{compacting}); {fmt_bytes(free)} free"
+        )
     if settings.space_check and needed > free:
         raise ZipfstageError(
             f"--out {out_dir} has {fmt_bytes(free)} free but the store needs about "
             f"{fmt_bytes(needed)}{more}: free some space, lower --max-tokens or --points, "
             "or pass --no-space-check"
         )
+
+
+def print_note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def fmt_bytes(size: float) -> str:
