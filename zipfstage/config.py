@@ -60,10 +60,12 @@ class CollectSettings(_Section):
     seed: int = 0
     #: rewrite the finished store as a few shard files per array (`zipfstage.store.compact`)
     compact: bool = True
+    #: refuse to start when the store's estimated peak size exceeds the free space of --out
+    space_check: bool = True
 
     #: fields that do not change what ends up in the store, so they stay out of its hash
     RUNTIME_ONLY: ClassVar[frozenset[str]] = frozenset(
-        {"device", "devices", "shard_model", "compact"}
+        {"device", "devices", "shard_model", "compact", "space_check"}
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import zarr
 
+from zipfstage.collect.disk_space import check_space
 from zipfstage.collect.outcome import ALREADY_COMPLETE, COMPLETE, STOPPED, CollectOutcome
 from zipfstage.collect.spec import StoreSpec, describe_changes
 from zipfstage.config import CollectSettings
@@ -37,6 +38,7 @@ from zipfstage.store.layout import (
     remove_derived_outputs,
 )
 from zipfstage.store.lock import StoreInUse, exclusive_lock, replacing_lock
+from zipfstage.store.space import allocated_bytes
 from zipfstage.store.writer import finalize_store, update_attributes, write_error
 
 
@@ -67,7 +69,7 @@ def coordinate(
     make_run_dir(out_dir)
     with exclusive_lock(out_dir):
         note_clamped_channels(spec, settings)
-        session = open_session(spec, settings, out_dir, overwrite)
+        session = open_session(spec, settings, out_dir, overwrite, quiet)
         if isinstance(session, CollectOutcome):
             compact_if_asked(settings, session.store, quiet)  # ends a compaction a kill cut short
             return session
@@ -148,26 +150,46 @@ class Session:
                 return CollectOutcome(self.path, STOPPED, n_tokens, new_tokens, seconds)
             finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             finalize_store(
-                self.path, n_batches, {"collect_seconds": collect_seconds, "finished": finished}
+                self.path,
+                n_batches,
+                {
+                    "collect_seconds": collect_seconds,
+                    "finished": finished,
+                    "planned_tokens": self.total_tokens,  # finalize_store adds n_tokens
+                    "corpus_ended": n_tokens < self.total_tokens,
+                },
             )
         except OSError as exc:  # every batch is committed: a rerun finishes the store
             raise write_error(
                 f"cannot finish {self.path} (run the same command again)", exc
             ) from None
-        return CollectOutcome(self.path, COMPLETE, n_tokens, new_tokens, seconds)
+        return CollectOutcome(
+            self.path, COMPLETE, n_tokens, new_tokens, seconds, planned_tokens=self.total_tokens
+        )
 
 
 def open_session(
-    spec: StoreSpec, settings: CollectSettings, out_dir: Path, overwrite: bool
+    spec: StoreSpec, settings: CollectSettings, out_dir: Path, overwrite: bool, quiet: bool = False
 ) -> Session | CollectOutcome:
-    """Create or check the store (the caller holds the lock); an outcome if already complete."""
-    existing = create_or_check_store(spec, out_dir, overwrite)
+    """Create or check the store (the caller holds the lock); an outcome if already complete.
+
+    The disk check comes first for a new store (nothing is written when it refuses); `quiet`
+    leaves out its size line, as it does the progress bar.
+    """
     path = store_path(out_dir)
+    if overwrite or not path.exists():  # a new store: checked before anything is written
+        check_space(spec, settings, out_dir, reclaimed=allocated_bytes(path), quiet=quiet)
+    existing = create_or_check_store(spec, out_dir, overwrite)
     if existing is not None:
         existing = uncommit_damaged(path, existing)
     if existing is not None and existing.get("status") == STATUS_COMPLETE:
-        return CollectOutcome(path, ALREADY_COMPLETE, int(existing["n_tokens"]), 0, 0.0)
+        planned = int(existing.get("planned_tokens", 0))  # stores before it: not recorded
+        return CollectOutcome(
+            path, ALREADY_COMPLETE, int(existing["n_tokens"]), 0, 0.0, planned_tokens=planned
+        )
     done_tokens = int(StoreWriter(path).committed().sum())
+    if existing is not None:  # a resume needs room for the batches still to come
+        check_space(spec, settings, out_dir, done_tokens=done_tokens, quiet=quiet)
     total = (settings.max_tokens // settings.seq_len) * settings.seq_len
     return Session(path, existing, done_tokens, total, time.perf_counter())
 
@@ -204,6 +226,7 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
             spec.attributes,
             topk=spec.topk,
             point_channels=spec.point_channels,
+            value_dtype=spec.value_dtype,
         )
     return None
 

@@ -33,6 +33,7 @@ from zipfstage.config import CollectSettings, collect_identity, stable_hash
 from zipfstage.errors import ZipfstageError
 from zipfstage.store import StorePlan, TopkLayout
 from zipfstage.store.layout import SCHEMA_VERSION, tokenizer_path
+from zipfstage.store.values import half_dtype
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class PreparedRun:
             attributes=store_attributes(self),
             topk=self.topk_layouts(),
             point_channels=self.point_channels,
+            value_dtype=half_dtype(self.identity["dtype"]),
         )
 
     def topk_layouts(self) -> dict[str, TopkLayout]:

@@ -35,6 +35,8 @@ class StoreSpec:
     topk: dict[str, TopkLayout] = field(default_factory=dict)
     #: channel_wise indices of each point where they differ from `channel_indices` (d_ff sites)
     point_channels: dict[str, list[int]] = field(default_factory=dict)
+    #: channel_wise's and topk_abs's stored dtype: 16 bits for a bf16 or fp16 model
+    value_dtype: str = "float32"
 
 
 def package_versions() -> dict[str, str]:

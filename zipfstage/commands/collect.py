@@ -88,10 +88,19 @@ CompactOption = Annotated[
         help="Rewrite the finished store with sharding: O(arrays) files (default: on).",
     ),
 ]
+SpaceCheckOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--space-check/--no-space-check",
+        help="Refuse to start when --out's free space is below the store's estimated peak.",
+    ),
+]
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace a store collected with other settings.")
 ]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no size estimate line.")
+]
 
 
 @cli_errors
@@ -119,6 +128,7 @@ def collect_command(
     hill_k: HillKOption = None,
     seed: SeedOption = None,
     compact: CompactOption = None,
+    space_check: SpaceCheckOption = None,
     out: OutOption = None,
     config: ConfigOption = None,
     overwrite: OverwriteOption = False,
@@ -137,6 +147,7 @@ def collect_command(
         "batch_size": batch_size, "seq_len": seq_len, "prepend_bos": prepend_bos,
         "points": split_csv(points), "sites": split_csv(sites), "metrics": split_csv(metrics),
         "channels": channels, "topk": topk, "hill_k": hill_k, "seed": seed, "compact": compact,
+        "space_check": space_check,
     }  # fmt: skip
     settings = load_settings(config, out=out, collect=section)
     # torch loads only when collect runs
@@ -156,7 +167,8 @@ def _say_outcome(outcome: CollectOutcome) -> None:
         return
     if outcome.status == "already_complete":
         console.print(
-            f"{outcome.store} is already complete ({outcome.n_tokens:,} tokens); nothing to do"
+            f"{outcome.store} is already complete ({outcome.tokens_line()}{outcome.ended_note}); "
+            "nothing to do"
         )
     elif outcome.status == "stopped":
         console.print(
@@ -166,8 +178,8 @@ def _say_outcome(outcome: CollectOutcome) -> None:
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
     else:
         console.print(
-            f"[green]collected[/] {outcome.n_tokens:,} tokens into {outcome.store} "
-            f"({outcome.tokens_per_second:,.0f} tok/s this session)"
+            f"[green]collected[/] {outcome.tokens_line()} into {outcome.store}"
+            f"{outcome.ended_note} ({outcome.tokens_per_second:,.0f} tok/s this session)"
         )
 
 

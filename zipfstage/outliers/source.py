@@ -13,6 +13,7 @@ from zipfstage.point_names import parse_point
 from zipfstage.records import TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
 from zipfstage.store.layout import TOKEN_IDS, TOKEN_POSITIONS, array_at, metric_array_name
 from zipfstage.store.reader import StoreReader
+from zipfstage.store.values import decode, encoding_of
 
 MEDIAN_ABS = "median_abs"
 HILL_TAIL = "hill_tail"
@@ -89,7 +90,8 @@ def iter_chunks(reader: StoreReader, point: str, skip_positions: int = 0) -> Ite
         def read(name: str, keep: np.ndarray = keep, start: int = start) -> np.ndarray | None:
             if name not in arrays:
                 return None
-            return np.asarray(arrays[name][start : start + len(keep)])[keep]
+            stored = np.asarray(arrays[name][start : start + len(keep)])[keep]
+            return decode(stored, encoding_of(arrays[name].attrs))  # bf16 bits as float32
 
         yield Chunk(
             rows=np.arange(start, stop)[keep],

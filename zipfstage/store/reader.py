@@ -23,6 +23,7 @@ from zipfstage.store.layout import (
     root_info,
     store_path,
 )
+from zipfstage.store.values import decode, encoding_of
 
 
 def open_store(out_dir: Path) -> StoreReader:
@@ -137,6 +138,7 @@ class StoreReader:
             for damage in unreadable_chunks(self.root, self.plan, batches, [name]):
                 raise self._damaged(damage) from None
             raise ZipfstageError(f"{self.path}/{name} cannot be read") from None
+        data = decode(data, encoding_of(array.attrs))  # 16-bit values as float32
         if self.complete:
             return data
         # an interrupted final trim can leave arrays of different lengths; rows past a trimmed

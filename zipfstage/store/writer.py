@@ -8,6 +8,7 @@ processes never hold a stale metadata handle that could undo a resize.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import uuid
@@ -39,6 +40,13 @@ from zipfstage.store.layout import (
     metric_array_name,
     remove_path,
     root_info,
+)
+from zipfstage.store.values import (
+    InexactValues,
+    encode,
+    encoding_of,
+    value_attributes,
+    value_fill,
 )
 
 #: the codec of a compacted store: lz4 with bit-shuffle. float32 metrics hardly compress (zstd
@@ -83,11 +91,13 @@ def create_store(
     attributes: Mapping[str, Any],
     topk: Mapping[str, TopkLayout] | None = None,
     point_channels: Mapping[str, list[int]] | None = None,
+    value_dtype: str = "float32",
 ) -> None:
     """Lay out every array in a temporary folder, then move it into place in one rename.
 
     `topk` maps points to their top-k layout; those points get topk_abs/_channel/_sign [N, k].
     `point_channels` gives a point's own channel_wise indices (a d_ff site samples from d_ff).
+    `value_dtype` is channel_wise's and topk_abs's stored dtype (`store.values.half_dtype`).
     The store gets a fresh `store_id` (its generation). A symbolic link at `path` is replaced,
     never what it points to. A failed write (full disk, no permission) leaves `path` as it was.
     """
@@ -101,9 +111,9 @@ def create_store(
         root = zarr.open_group(staging, mode="r+", zarr_format=3)
         for point in points:
             channels = (point_channels or {}).get(point, channel_indices)
-            _create_metrics(root, plan, point, metrics, channels)
+            _create_metrics(root, plan, point, metrics, channels, value_dtype)
         for point, layout in (topk or {}).items():
-            _create_topk(root, point, layout, plan)
+            _create_topk(root, point, layout, plan, value_dtype)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise write_error(f"cannot create the store {path}", exc) from None
@@ -168,30 +178,42 @@ def _lay_out(
 
 
 def _create_metrics(
-    root: zarr.Group, plan: StorePlan, point: str, metrics: list[str], channels: list[int]
+    root: zarr.Group,
+    plan: StorePlan,
+    point: str,
+    metrics: list[str],
+    channels: list[int],
+    value_dtype: str = "float32",
 ) -> None:
-    """A point's float32 metric arrays: [N], or [N, channels] for channel_wise."""
+    """A point's float32 metric arrays: [N], or [N, channels] for channel_wise (`value_dtype`)."""
     rows, width = plan.planned_rows, max(len(channels), 1)
     for metric in metrics:
         wide = metric == CHANNEL_WISE
+        dtype = value_dtype if wide else "float32"
+        itemsize = np.dtype(dtype).itemsize
         root.create_array(
             metric_array_name(point, metric),
             shape=(rows, len(channels)) if wide else (rows,),
-            chunks=(collect_chunk_rows(plan, 4 * width), width)
+            chunks=(collect_chunk_rows(plan, itemsize * width), width)
             if wide
-            else (collect_chunk_rows(plan, 4),),
-            dtype="float32",
-            fill_value=float("nan"),
+            else (collect_chunk_rows(plan, itemsize),),
+            dtype=dtype,
+            fill_value=value_fill(dtype),
             compressors=None,
             chunk_key_encoding=FLAT_CHUNK_KEYS,
-            attributes={"channels": channels} if wide else None,
+            attributes={"channels": channels, **value_attributes(dtype)} if wide else None,
             dimension_names=("token", "channel") if wide else ("token",),
         )
 
 
-def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, plan: StorePlan) -> None:
+def _create_topk(
+    root: zarr.Group, point: str, layout: TopkLayout, plan: StorePlan, value_dtype: str = "float32"
+) -> None:
     width = max(layout.k, 1)
     for name, (dtype, fill) in TOPK_DTYPES.items():
+        extra: dict[str, Any] = {}
+        if name == TOPK_ABS:
+            dtype, fill, extra = value_dtype, value_fill(value_dtype), value_attributes(value_dtype)
         root.create_array(
             metric_array_name(point, name),
             shape=(plan.planned_rows, layout.k),
@@ -200,7 +222,12 @@ def _create_topk(root: zarr.Group, point: str, layout: TopkLayout, plan: StorePl
             fill_value=fill,
             compressors=None,
             chunk_key_encoding=FLAT_CHUNK_KEYS,
-            attributes={"width": layout.width, "k": layout.k, "k_requested": layout.k_requested},
+            attributes={
+                "width": layout.width,
+                "k": layout.k,
+                "k_requested": layout.k_requested,
+                **extra,
+            },
             dimension_names=("token", "rank"),
         )
 
@@ -215,6 +242,7 @@ class StoreWriter:
         self._progress = array_at(self.root, PROGRESS)
         self._arrays: dict[str, zarr.Array] = {}
         self._chunk_files: dict[str, ChunkFile | None] = {}
+        self._stored: dict[str, tuple[np.dtype, str | None]] = {}
         self._digests: np.ndarray | None = None
         #: stores written before digests existed have no digest array
         self._has_digest = isinstance(self.root.get(BATCH_DIGEST), zarr.Array)
@@ -270,7 +298,10 @@ class StoreWriter:
             (TOKEN_IDS, token_ids.astype(np.int32, copy=False)),
             (TOKEN_POSITIONS, positions.astype(np.int32, copy=False)),
         ]
-        writes += [(metric_array_name(p, m), data) for (p, m), data in values.items()]
+        writes += [
+            (name, self._encode(name, data))
+            for name, data in ((metric_array_name(p, m), d) for (p, m), d in values.items())
+        ]
         try:
             rest: list[tuple[zarr.Array, slice, np.ndarray]] = [
                 (self._array(name), region, data)
@@ -289,6 +320,23 @@ class StoreWriter:
             raise write_error(
                 f"cannot write batch {batch} into {self.path} (the committed batches are kept)",
                 exc,
+            ) from None
+
+    def _encode(self, name: str, data: np.ndarray) -> np.ndarray:
+        """Values in the array's stored form (`store.values`): float32, float16 or bf16 bits."""
+        if name not in self._stored:
+            document = json.loads((self.path / name / "zarr.json").read_bytes())
+            dtype = np.dtype(str(document.get("data_type")))
+            self._stored[name] = (dtype, encoding_of(document.get("attributes") or {}))
+        dtype, encoding = self._stored[name]
+        if dtype == np.float32 and encoding is None:
+            return data
+        try:
+            return encode(data, dtype, encoding)
+        except InexactValues as exc:
+            raise ZipfstageError(
+                f"{name} is stored as {exc.kind} (the model's dtype), but this batch's values "
+                f"are {exc}: collect with --dtype float32"
             ) from None
 
     def _write_direct(self, name: str, start: int, data: np.ndarray) -> bool:
