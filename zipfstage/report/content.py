@@ -16,7 +16,7 @@ from zipfstage.formatting import DASH
 from zipfstage.outliers.analysis import read_outliers
 from zipfstage.plotting.jobs import RunData
 from zipfstage.records import FitRecord, FitTable, lookup
-from zipfstage.report.figures import ReportFigure, embed_or_link, report_figures
+from zipfstage.report.figures import ReportFigure, report_figures
 from zipfstage.report.outliers_section import outlier_figures
 from zipfstage.report.summary import Finding, summarize
 from zipfstage.report.tokens import PointTail, tail_tokens
@@ -79,8 +79,9 @@ def gather(
     tails = tail_tokens(reader, metric, top_tokens, decoder)
     findings = summarize([row.fit for row in rows], tails, metric)
     assets = RunFolder.at(out_dir).report_assets
-    drawn = report_figures(data, assets, workers, progress) + outlier_figures(outliers[0])
-    figures, note = embed_or_link(drawn, {f.figure for f in findings if f.figure}, embed_mb)
+    named = {f.figure for f in findings if f.figure}
+    drawn, note = report_figures(data, assets, named, embed_mb, workers, progress)
+    figures = drawn + outlier_figures(outliers[0])
     return ReportContent(
         title=f"zipfstage report \u00b7 {reader.attributes.model_name}",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -1,10 +1,11 @@
 """The report's figures, drawn with the plot stage's own jobs into report_files/ (in a process
 pool, skipping those whose inputs did not change), then embedded in report.html or linked.
 
-report.html stays one self-contained file while its figures' PNGs total at most `embed_mb`;
-above that (a large run's thousands of CCDFs) it embeds the summary figures (dashboards, the
-channel heatmap, depth overlays, the CCDFs the summary names, the outlier figures) and shows the
-other CCDFs from report_files/ beside it.
+report.html stays one self-contained file while its figures' PNGs would total at most
+`embed_mb`; above that (a large run's thousands of CCDFs) it embeds the summary figures
+(dashboards, the channel heatmap, depth overlays, the CCDFs the summary names, the outlier
+figures), shows a bounded spread of CCDFs per metric from report_files/ beside it, and leaves
+the rest to `zipfstage plot --figures all`, so report's time and size stay bounded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import quote
 
 from zipfstage.plotting.jobs import FigureJob, RunData
 from zipfstage.plotting.render import render
+from zipfstage.plotting.selection import selected_points
 from zipfstage.records import CHANNEL_WISE
 from zipfstage.report import names
 from zipfstage.stage import Progress
@@ -53,21 +55,68 @@ class _Planned:
 def report_figures(
     data: RunData,
     assets: Path,
+    named: set[str],
+    limit_mb: float,
     workers: int = 0,
     progress: Progress | None = None,
-    dpi: int = REPORT_DPI,
+) -> tuple[list[ReportFigure], str | None]:
+    """Dashboards, the per-channel heatmap, each metric's CCDFs by depth and each fit's CCDF,
+    drawn into `assets` as PNG (unchanged ones kept) and read back; and a note when the page is
+    not self-contained.
+
+    The summary figures (and `named`) and a bounded spread of CCDFs per metric are drawn first;
+    if every CCDF would bring the figures over `limit_mb`, the rest are not drawn and the spread
+    is linked from `assets` instead of embedded.
+    """
+    planned = _plan(data, REPORT_DPI)
+    spread = {
+        (p, m)
+        for m in data.reader.scalar_metrics
+        for p in selected_points(data.reader.points, m, data.table)
+    }
+    first = [p for p in planned if p.section not in LINKED_SECTIONS or p.job.name in named
+             or (p.job.point, p.job.metric) in spread]  # fmt: skip
+    rest = [p for p in planned if p not in first]
+    figures = _drawn(data, first, assets, workers, progress)
+    ccdfs = [len(f.png) for f in figures if f.section in LINKED_SECTIONS]
+    estimate = sum(len(f.png) for f in figures) + len(rest) * (sum(ccdfs) / max(len(ccdfs), 1))
+    if estimate <= limit_mb * MB:
+        figures += _drawn(data, rest, assets, workers, progress)
+        order = {p.job.name: i for i, p in enumerate(planned)}
+        return sorted(figures, key=lambda f: order[f.name]), None
+    linked = [
+        replace(f, png=b"", link=asset_link(f.name))
+        if f.section in LINKED_SECTIONS and f.name not in named
+        else f
+        for f in figures
+    ]
+    note = (
+        f"with every CCDF the figures would take about {estimate / MB:.0f} MB, over the "
+        f"{limit_mb:g} MB this page embeds: it embeds the summary figures, shows "
+        f"{sum(f.link is not None for f in linked)} more CCDFs (a spread of depths per metric) "
+        f"from the folder {REPORT_ASSETS}/ beside it (keep the two together), and leaves out "
+        f"{len(rest):,}; `zipfstage plot --figures all` draws every one under plots/ccdf/"
+    )
+    return linked, note
+
+
+def _drawn(
+    data: RunData,
+    planned: list[_Planned],
+    assets: Path,
+    workers: int,
+    progress: Progress | None,
 ) -> list[ReportFigure]:
-    """Dashboards, the per-channel heatmap, each metric's CCDFs by depth, each fit's CCDF; drawn
-    into `assets` as PNG (unchanged ones kept) and read back."""
-    planned = _plan(data, dpi)
     jobs = [p.job for p in planned]
     rendered = render(data, jobs, assets, ("png",), workers=workers, progress=progress)
     return [
-        ReportFigure(
-            p.section, p.job.name, p.title, rendered.files[p.job.name][0].read_bytes(), p.wide
-        )
+        ReportFigure(p.section, p.job.name, p.title, _png(rendered.files[p.job.name]), p.wide)
         for p in planned
     ]
+
+
+def _png(paths: list[Path]) -> bytes:
+    return paths[0].read_bytes()
 
 
 def _plan(data: RunData, dpi: int) -> list[_Planned]:
@@ -100,28 +149,6 @@ def _plan(data: RunData, dpi: int) -> list[_Planned]:
             for p in points
         ]
     return planned
-
-
-def embed_or_link(
-    figures: list[ReportFigure], named: set[str], limit_mb: float
-) -> tuple[list[ReportFigure], str | None]:
-    """All figures embedded while their PNGs total at most `limit_mb`; else the per-fit CCDFs the
-    summary does not name become links into report_files/. Returns the figures and a note."""
-    total = sum(len(f.png) for f in figures)
-    if total <= limit_mb * MB:
-        return figures, None
-    shown = []
-    for figure in figures:
-        if figure.section in LINKED_SECTIONS and figure.name not in named:
-            figure = replace(figure, png=b"", link=asset_link(figure.name))
-        shown.append(figure)
-    n_linked = sum(f.link is not None for f in shown)
-    note = (
-        f"the figures total {total / MB:.0f} MB, over the {limit_mb:g} MB this page embeds: it "
-        f"embeds the summary figures and shows the other {n_linked:,} CCDFs from the folder "
-        f"{REPORT_ASSETS}/ beside it (keep the two together)"
-    )
-    return shown, note
 
 
 def asset_link(name: str) -> str:
