@@ -29,7 +29,8 @@ MAX_BUNDLE = 24
 
 @dataclass
 class Rendered:
-    """Every job's files by job name (drawn now or kept from before), and how many were drawn."""
+    """Every job's files by job name (drawn now or kept from before), and how many figures were
+    drawn now and kept."""
 
     files: dict[str, list[Path]] = field(default_factory=dict)
     drawn: int = 0
@@ -75,16 +76,17 @@ def render(
             todo.append(job)
         else:
             rendered.files[job.name] = found
-    rendered.kept = len(rendered.files)
+    rendered.kept = sum(bool(paths) for paths in rendered.files.values())
     if progress:
         progress(0, len(todo))
     try:
-        for name, paths in _drawn(data, bundles(todo, workers), directory, extensions, workers):
+        work = _drawn(data, bundles(todo, workers), directory, extensions, workers)
+        for done, (name, paths) in enumerate(work, start=1):
             manifest.record(name, hashes[name], paths)
             rendered.files[name] = paths
-            rendered.drawn += 1
+            rendered.drawn += bool(paths)  # an outlier figure may have nothing to draw
             if progress:
-                progress(rendered.drawn, len(todo))
+                progress(done, len(todo))
     finally:
         manifest.save()
     rendered.files = {job.name: rendered.files[job.name] for job in jobs}  # the jobs' order
