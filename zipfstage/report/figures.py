@@ -92,11 +92,15 @@ def report_figures(
     ]
     note = (
         f"with every CCDF the figures would take about {estimate / MB:.0f} MB, over the "
-        f"{limit_mb:g} MB this page embeds: it embeds the summary figures, shows "
+        f"{limit_mb:g} MB this page embeds: it embeds the summary figures and shows "
         f"{sum(f.link is not None for f in linked)} more CCDFs (a spread of depths per metric) "
-        f"from the folder {REPORT_ASSETS}/ beside it (keep the two together), and leaves out "
-        f"{len(rest):,}; `zipfstage plot --figures all` draws every one under plots/ccdf/"
+        f"from the folder {REPORT_ASSETS}/ beside it (keep the two together)"
     )
+    if rest:
+        note += (
+            f"; the other {len(rest):,} CCDFs are left out: `zipfstage plot --figures all` "
+            "draws every one under plots/ccdf/"
+        )
     return linked, note
 
 
