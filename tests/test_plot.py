@@ -299,3 +299,17 @@ def test_the_selection_per_metric_is_bounded_and_spans_depth_and_alpha() -> None
     assert sorted(spread_indices(37)) == list(range(37)) and spread_indices(37)[:3] == [0, 36, 18]
     fits = [lookup(table, p, "rms") for p in points]
     assert [f.point for f in named_fits(fits)] == [points[17], points[0], points[1]]
+
+
+def test_a_depth_overlay_of_many_points_has_a_colour_bar_not_a_legend_per_point() -> None:
+    rng = np.random.default_rng(0)
+    points = ["embed"] + [f"layer_{i}.{s}" for i in range(9) for s in ("attn_out", "mlp_act")]
+    points += [f"layer_{i}" for i in range(9, 32)]
+    curves = [
+        (p, sorted_sample(rng.pareto(2.0, 500) + 1), FitRecord.missing(p, "rms")) for p in points
+    ]
+    fig = multi_layer_figure("rms", curves)
+    assert len(fig.axes) == 2  # the plot and its depth colour bar
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_title().get_text() == "site"
+    assert len(legend.get_texts()) < 10 < len(curves)
