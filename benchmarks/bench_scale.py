@@ -1,7 +1,7 @@
 """Benchmark: fit, plot and report on a synthetic store shaped like a Qwen3-4B run (not a test).
 
 Run: python benchmarks/bench_scale.py [--points 37|181] [--tokens 204800] [--max-samples 50000]
-    [--repeats 1] [--workers 0] [--dir DIR]
+    [--repeats 1] [--workers 0] [--scalar-fits-only] [--dir DIR]
 
 37 points = embed + 36 layers (resid_post); 181 points = embed + 36 layers x 5 sites. Every point
 has the 16 scalar metrics and 64 channel_wise channels, Pareto tails with lognormal noise whose
@@ -103,6 +103,11 @@ def main() -> None:
     parser.add_argument("--max-samples", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument(
+        "--scalar-fits-only",
+        action="store_true",
+        help="fit the 16 scalar metrics only, not the 64 channels (a fifth of the fits)",
+    )
     parser.add_argument("--dir", type=Path, default=Path("/tmp/zipfstage-bench-scale"))
     args = parser.parse_args()
     from zipfstage.fitting.stage import run as fit
@@ -117,7 +122,10 @@ def main() -> None:
         print(f"built {out} in {time.perf_counter() - start:.0f} s")
     print(f"{len(points)} points x ({len(METRICS)} metrics + {CHANNELS} channels), "
           f"{args.tokens:,} tokens, fit --max-samples {args.max_samples:,}")  # fmt: skip
-    fit_settings = FitSettings(max_samples=args.max_samples, workers=args.workers)
+    fit_metrics = METRICS if args.scalar_fits_only else ["all"]
+    fit_settings = FitSettings(
+        max_samples=args.max_samples, workers=args.workers, metrics=fit_metrics
+    )
     fit_s, plot_s = [], []
     for repeat in range(args.repeats):
         print(f"repeat {repeat + 1}:")
