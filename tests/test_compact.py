@@ -131,7 +131,7 @@ def test_fit_and_plot_run_on_a_compacted_store(store: Path) -> None:
     assert fitted.exit_code == 0, fitted.output
     assert read_fit_records(out)["layer_3"]["rms"]["status"] == "ok"
     assert "scan_ks" in read_fit_curves(out, "embed", "rms")
-    plotted = runner.invoke(app, ["plot", *args, "--dpi", "30"])
+    plotted = runner.invoke(app, ["plot", *args, "--dpi", "30", "--figures", "all"])
     assert plotted.exit_code == 0, plotted.output
     assert (out / "plots" / "diagnostics" / "layer_3__rms.png").stat().st_size > 0
 

@@ -16,13 +16,15 @@ from tests.synthetic_store import make_synthetic_store
 from zipfstage.cli import app
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.dashboards import dashboard_figure
+from zipfstage.plotting.manifest import MANIFEST_NAME
 from zipfstage.plotting.multi_layer import multi_layer_figure
 from zipfstage.plotting.samples import SampleCache
+from zipfstage.plotting.selection import named_fits, selected_points, spread_indices
 from zipfstage.plotting.tail_models import alternative_ccdf, power_law_ccdf
 from zipfstage.plotting.thinning import KEEP_TOP, sorted_sample, thin_ranks
-from zipfstage.records import lookup, parse_records
+from zipfstage.records import FitRecord, FitTable, lookup, parse_records
 from zipfstage.store import open_store
-from zipfstage.store.fits import read_fit_records
+from zipfstage.store.fits import read_fit_records, write_fit
 
 runner = CliRunner()
 POINTS = ("embed", "layer_1", "layer_3")
@@ -38,19 +40,27 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def expected_figures(
-    ext: str, points: tuple[str, ...] = POINTS, metrics: tuple[str, ...] = SCALARS
+    ext: str,
+    points: tuple[str, ...] = POINTS,
+    metrics: tuple[str, ...] = SCALARS,
+    kinds: tuple[str, ...] = ("rank_frequency", "ccdf", "diagnostics"),
 ) -> set[str]:
     names = {f"alpha_dashboard.{ext}", f"slope_dashboard.{ext}", f"channel_heatmap.{ext}"}
     for metric in metrics:
         names.add(f"multi_layer/{metric}.{ext}")
         for point in points:
-            for kind in ("rank_frequency", "ccdf", "diagnostics"):
+            for kind in kinds:
                 names.add(f"{kind}/{point}__{metric}.{ext}")
     return names
 
 
 def written(plots: Path) -> set[str]:
-    return {str(p.relative_to(plots)) for p in plots.rglob("*") if p.is_file()}
+    """The figures under plots/ (not the manifest that remembers their inputs)."""
+    return {
+        str(p.relative_to(plots))
+        for p in plots.rglob("*")
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
 
 
 def assert_valid(path: Path) -> None:
@@ -73,7 +83,7 @@ def assert_valid(path: Path) -> None:
 
 
 def test_plot_writes_every_figure_as_valid_png(run_dir: Path) -> None:
-    result = runner.invoke(app, ["plot", "--out", str(run_dir), "--dpi", "40"])
+    result = runner.invoke(app, ["plot", "--out", str(run_dir), "--dpi", "40", "--figures", "all"])
     assert result.exit_code == 0, result.output
     plots = run_dir / "plots"
     assert written(plots) == expected_figures("png")
@@ -101,6 +111,8 @@ def test_plot_formats(tmp_path: Path, fmt: str, exts: tuple[str, ...]) -> None:
             "embed",
             "--metrics",
             "rms,channel_wise",
+            "--figures",
+            "all",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -108,8 +120,8 @@ def test_plot_formats(tmp_path: Path, fmt: str, exts: tuple[str, ...]) -> None:
     assert written(plots) == set().union(
         *(expected_figures(ext, ("embed",), ("rms",)) for ext in exts)
     )
-    for path in plots.rglob("*.*"):
-        assert_valid(path)
+    for name in written(plots):
+        assert_valid(plots / name)
 
 
 @pytest.mark.parametrize("command", ["plot", "report"])
@@ -214,3 +226,90 @@ def test_unfitted_point_is_drawn_without_a_fit_and_says_why(run_dir: Path) -> No
     assert cells.count("no fit") == 1
     assert f"{lookup(table, 'embed', 'rms').alpha:.2f}" in cells
     assert len(cells) == len(POINTS) * 4  # three scalar metrics + the channel median
+
+
+def _small_run(out: Path) -> Path:
+    make_synthetic_store(out, n_batches=1, batch_size=2, seq_len=128)
+    write_synthetic_fits(out)
+    return out
+
+
+def _plot(out: Path, *extra: str) -> str:
+    result = runner.invoke(app, ["plot", "--out", str(out), "--dpi", "30", *extra])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_default_draws_the_summary_figures_and_ccdfs(tmp_path: Path) -> None:
+    out = _small_run(tmp_path)
+    _plot(out)
+    assert written(out / "plots") == expected_figures("png", kinds=("ccdf",))
+
+
+def test_a_pool_draws_the_same_figures(tmp_path: Path) -> None:
+    out = _small_run(tmp_path)
+    _plot(out, "--workers", "2", "--figures", "all")
+    plots = out / "plots"
+    assert written(plots) == expected_figures("png")
+    for path in plots.rglob("*.png"):
+        assert_valid(path)
+
+
+def _mtimes(plots: Path) -> dict[str, int]:
+    return {name: (plots / name).stat().st_mtime_ns for name in written(plots)}
+
+
+def test_unchanged_figures_are_kept_and_a_changed_fit_redraws_its_own(tmp_path: Path) -> None:
+    out = _small_run(tmp_path)
+    plots = out / "plots"
+    _plot(out)
+    before = _mtimes(plots)
+    assert "(0 drawn" in _plot(out).replace("\n", " ")
+    assert _mtimes(plots) == before
+    record = read_fit_records(out)["layer_1"]["max_abs"]
+    write_fit(out, "layer_1", "max_abs", {**record, "alpha": record["alpha"] + 0.3}, "changed")
+    _plot(out)
+    after = _mtimes(plots)
+    changed = {name for name in before if after[name] != before[name]}
+    depends = {"alpha_dashboard", "slope_dashboard", "channel_heatmap", "multi_layer/max_abs"}
+    assert changed == {f"{name}.png" for name in depends | {"ccdf/layer_1__max_abs"}}
+    _plot(out, "--force")
+    assert all(_mtimes(plots)[name] != after[name] for name in after)
+
+
+def _table(alphas: list[float | None]) -> tuple[list[str], FitTable]:
+    points = ["embed"] + [f"layer_{i}" for i in range(len(alphas) - 1)]
+    table: FitTable = {}
+    for point, alpha in zip(points, alphas, strict=True):
+        fit = FitRecord(
+            point=point, metric="rms", status="ok", alpha=alpha, xmin=1.0, n_tail=9, p_value=0.5
+        )
+        table[point] = {"rms": fit if alpha else FitRecord.missing(point, "rms")}
+    return points, table
+
+
+def test_the_selection_per_metric_is_bounded_and_spans_depth_and_alpha() -> None:
+    alphas: list[float | None] = [3.0 + 0.01 * i for i in range(40)]
+    alphas[17], alphas[23], alphas[5] = 1.5, 9.0, None
+    points, table = _table(alphas)
+    chosen = selected_points(points, "rms", table, per_metric=6)
+    assert len(chosen) == 6 and chosen == sorted(chosen, key=points.index)
+    assert {points[17], points[23], points[0], points[-1]} <= set(chosen)
+    assert selected_points(points[:4], "rms", table, per_metric=6) == points[:4]
+    assert sorted(spread_indices(37)) == list(range(37)) and spread_indices(37)[:3] == [0, 36, 18]
+    fits = [lookup(table, p, "rms") for p in points]
+    assert [f.point for f in named_fits(fits)] == [points[17], points[0], points[1]]
+
+
+def test_a_depth_overlay_of_many_points_has_a_colour_bar_not_a_legend_per_point() -> None:
+    rng = np.random.default_rng(0)
+    points = ["embed"] + [f"layer_{i}.{s}" for i in range(9) for s in ("attn_out", "mlp_act")]
+    points += [f"layer_{i}" for i in range(9, 32)]
+    curves = [
+        (p, sorted_sample(rng.pareto(2.0, 500) + 1), FitRecord.missing(p, "rms")) for p in points
+    ]
+    fig = multi_layer_figure("rms", curves)
+    assert len(fig.axes) == 2  # the plot and its depth colour bar
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_title().get_text() == "site"
+    assert len(legend.get_texts()) < 10 < len(curves)

@@ -90,6 +90,12 @@ class PlotSettings(_Section):
     dpi: int = Field(default=150, gt=0)
     points: list[str] = Field(default_factory=lambda: ["all"])
     metrics: list[str] = Field(default_factory=lambda: ["all"])
+    #: summary: overviews, depth overlays, outlier figures, the summary's CCDFs and `per_metric`
+    #: more per metric; all: also a CCDF, rank-frequency plot and diagnostics per (point, metric)
+    figures: Literal["summary", "all"] = "summary"
+    per_metric: int = Field(default=6, ge=0)
+    #: drawing processes; 0 = one per core
+    workers: int = Field(default=0, ge=0)
 
 
 class ReportSettings(_Section):
@@ -97,6 +103,11 @@ class ReportSettings(_Section):
 
     top_tokens: int = Field(default=20, ge=0)
     tail_metric: str = "max_abs"
+    #: drawing processes; 0 = one per core
+    workers: int = Field(default=0, ge=0)
+    #: report.html embeds every figure while their PNGs total at most this many MB; above it,
+    #: it embeds the summary figures and links the rest from report_files/ beside it
+    embed_mb: float = Field(default=20.0, ge=0)
 
 
 class OutlierSettings(_Section):

@@ -16,6 +16,7 @@ from zipfstage.commands.common import (
     load_settings,
     split_csv,
 )
+from zipfstage.progress import counting_bar
 
 
 @cli_errors
@@ -30,21 +31,32 @@ def plot_command(
     dpi: Annotated[
         int | None, typer.Option("--dpi", help="Raster resolution (default: 150).")
     ] = None,
+    figures: Annotated[
+        str | None,
+        typer.Option(
+            "--figures",
+            help="summary (default): dashboards, depth overlays, outlier figures, the CCDFs the "
+            "report's summary names and a few per metric; all: also every (point, metric)'s "
+            "CCDF, rank-frequency plot and xmin diagnostics.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Drawing processes; 0 = one per CPU.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redraw even the figures whose inputs did not change.")
+    ] = False,
 ) -> None:
-    """Draw CCDFs, rank-frequency plots, depth overlays, dashboards and xmin diagnostics."""
-    settings = load_settings(
-        config,
-        out=out,
-        plot={
-            "format": fmt,
-            "dpi": dpi,
-            "points": split_csv(points),
-            "metrics": split_csv(metrics),
-        },
-    )
-    from zipfstage.plotting.stage import run  # matplotlib loads only when plot runs
+    """Draw dashboards, depth overlays, CCDFs (all: rank-frequency plots, xmin diagnostics)."""
+    section = {
+        "format": fmt, "dpi": dpi, "points": split_csv(points), "metrics": split_csv(metrics),
+        "figures": figures, "workers": workers,
+    }  # fmt: skip
+    settings = load_settings(config, out=out, plot=section)
+    with counting_bar("plot", unit="figures", console=console) as progress:
+        from zipfstage.plotting.stage import run  # matplotlib loads only when plot runs
 
-    result = run(settings.plot, settings.out)
+        result = run(settings.plot, settings.out, progress, force=force)
     for note in result.notes:
         console.print(f"[yellow]{note}[/]", highlight=False)
     console.print(result.summary, highlight=False)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from zipfstage.commands.common import ConfigOption, OutOption, cli_errors, console, load_settings
+from zipfstage.progress import counting_bar
 
 
 @cli_errors
@@ -28,12 +29,28 @@ def report_command(
             help="Metric whose largest values pick those tokens (default: max_abs).",
         ),
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Drawing processes; 0 = one per CPU.")
+    ] = None,
+    embed_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--embed-mb",
+            help="report.html embeds every figure while they total at most this many MB "
+            "(default: 20); above, it embeds the summary figures and links the rest from "
+            "report_files/.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Write DIR/report.html and DIR/report.md: the run, every fit and verdict, the figures."""
-    settings = load_settings(
-        config, out=out, report={"top_tokens": top_tokens, "tail_metric": tail_metric}
-    )
-    from zipfstage.report.stage import run  # matplotlib loads only when report runs
+    section = {
+        "top_tokens": top_tokens, "tail_metric": tail_metric, "workers": workers,
+        "embed_mb": embed_mb,
+    }  # fmt: skip
+    settings = load_settings(config, out=out, report=section)
+    with counting_bar("report", unit="figures", console=console) as progress:
+        from zipfstage.report.stage import run  # matplotlib loads only when report runs
 
-    result = run(settings.report, settings.out)
+        result = run(settings.report, settings.out, progress)
     console.print(result.summary, highlight=False)

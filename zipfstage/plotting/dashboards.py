@@ -12,6 +12,9 @@ from zipfstage.plotting import style
 from zipfstage.point_names import parse_point, site_of
 from zipfstage.records import CHANNEL_WISE, ChannelFits, FitRecord, FitTable, lookup
 
+#: above this many points a dashboard drops its per-cell numbers and thins its rows
+DENSE_ROWS = 48
+
 QUANTITIES = {
     "alpha": ("\u03b1 (power-law exponent)", "Power-law exponent \u03b1 by point and metric"),
     "slope": (
@@ -52,10 +55,14 @@ def dashboard_figure(
     labels = columns + (["channel_wise\n(median)"] if with_channels else [])
     bar_label, title = QUANTITIES[quantity]
     crowded = len(labels) > 6  # narrower columns, slanted names: the report shows it page-wide
+    # a run with every site has ~180 rows: thin rows without numbers keep the figure a page or
+    # two tall and quick to draw (the fit table has the numbers)
+    dense = len(points) > DENSE_ROWS
     with style.styled():
         fig = style.new_figure(
-            (2.4 + (0.8 if crowded else 1.25) * len(labels), 1.5 + 0.42 * len(points))
-        )
+            (2.4 + (0.8 if crowded else 1.25) * len(labels),
+             1.5 + (0.15 if dense else 0.42) * len(points))
+        )  # fmt: skip
         ax = fig.add_subplot()
         heatmap(
             ax,
@@ -63,9 +70,11 @@ def dashboard_figure(
             row_labels=points,
             col_labels=labels,
             bar_label=bar_label,
-            annotate=True,
+            annotate=not dense,
             empty=empty,
         )
+        if dense:
+            ax.tick_params(axis="y", labelsize=6)
         if crowded:
             ax.tick_params(axis="x", labelrotation=35)
             for label in ax.get_xticklabels():

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from zipfstage.formatting import fmt_fixed
 from zipfstage.plotting import style
@@ -31,12 +35,17 @@ def _shade_keys(points: list[str]) -> tuple[list[int], bool]:
     return [layers.index(w[0]) if w is not None else 0 for w in where], True
 
 
+#: above this many curves a legend would not fit: a depth colour bar (and the sites' line styles)
+LEGEND_CURVES = 40
+
+
 def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, FitRecord]]) -> Figure:
     """`curves` are (point, sample, fit) in depth order, shallowest first."""
+    crowded = len(curves) > LEGEND_CURVES
     with style.styled():
         columns = 1 if len(curves) <= 12 else 2
         longest = max((len(point) for point, _, _ in curves), default=6) + 14
-        legend_width = 0.35 + columns * (0.45 + 0.072 * longest)
+        legend_width = 2.6 if crowded else 0.35 + columns * (0.45 + 0.072 * longest)
         fig = style.new_figure((5.6 + legend_width, 4.8), style.Margins(right=legend_width))
         ax = fig.add_subplot()
         style.log_axes(ax)
@@ -64,6 +73,8 @@ def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, FitRec
             drawn += 1
         if drawn == 0:
             note(ax, "no positive finite values to draw")
+        elif crowded:
+            _depth_key(ax, cmap, shades, by_site)
         else:
             ax.legend(
                 title="point (shallow → deep, sites in block order)"
@@ -74,3 +85,17 @@ def multi_layer_figure(metric: str, curves: list[tuple[str, SortedSample, FitRec
                 ncols=columns,
             )
     return fig
+
+
+def _depth_key(ax: Axes, cmap: Colormap, shades: np.ndarray, by_site: bool) -> None:
+    """For many curves: a colour bar from shallow to deep, and the sites' line styles."""
+    depth = ListedColormap(cmap(np.linspace(shades[0], shades[-1], 256)))
+    scale = ScalarMappable(Normalize(0, len(shades) - 1), depth)
+    bar = ax.figure.colorbar(scale, ax=ax, fraction=0.05, pad=0.02)
+    bar.set_label("layer (shallow \u2192 deep)" if by_site else "point (shallow \u2192 deep)")
+    if by_site:
+        handles = [
+            Line2D([], [], color="0.3", ls=line, label=site)
+            for site, (line, _) in SITE_STYLES.items()
+        ]
+        ax.legend(handles=handles, title="site", loc="center left", bbox_to_anchor=(1.22, 0.5))

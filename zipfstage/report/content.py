@@ -14,13 +14,15 @@ from zipfstage.config import ReportSettings
 from zipfstage.errors import ZipfstageError
 from zipfstage.formatting import DASH
 from zipfstage.outliers.analysis import read_outliers
+from zipfstage.plotting.jobs import RunData
 from zipfstage.records import FitRecord, FitTable, lookup
 from zipfstage.report.figures import ReportFigure, report_figures
 from zipfstage.report.outliers_section import outlier_figures
 from zipfstage.report.summary import Finding, summarize
 from zipfstage.report.tokens import PointTail, tail_tokens
 from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
-from zipfstage.store.fits import read_fitted_store
+from zipfstage.stage import Progress
+from zipfstage.store.layout import RunFolder
 from zipfstage.store.reader import StoreReader
 from zipfstage.store.tokenizer import load_decoder
 
@@ -52,9 +54,19 @@ class ReportContent:
         return [f for f in self.figures if f.section == name]
 
 
-def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
-    """Read the store and fits (never the model) into a ReportContent."""
-    reader, table, channels = read_fitted_store(out_dir)
+def gather(
+    out_dir: Path,
+    top_tokens: int,
+    tail_metric: str,
+    *,
+    workers: int = 0,
+    embed_mb: float = ReportSettings.model_fields["embed_mb"].default,
+    progress: Progress | None = None,
+) -> ReportContent:
+    """Read the store and fits (never the model) into a ReportContent; the figures are drawn
+    into report_files/ (`workers` processes, 0 = one per core)."""
+    data = RunData.load(out_dir)
+    reader, table, channels = data.reader, data.table, data.channels
     notes = []
     metric = choose_tail_metric(tail_metric, reader.scalar_metrics)
     if metric != tail_metric:
@@ -65,6 +77,11 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
     outliers = read_outliers(out_dir)
     rows = fit_rows(reader.points, reader.scalar_metrics, table)
     tails = tail_tokens(reader, metric, top_tokens, decoder)
+    findings = summarize([row.fit for row in rows], tails, metric)
+    assets = RunFolder.at(out_dir).report_assets
+    named = {f.figure for f in findings if f.figure}
+    drawn, note = report_figures(data, assets, named, embed_mb, workers, progress)
+    figures = drawn + outlier_figures(outliers[0])
     return ReportContent(
         title=f"zipfstage report \u00b7 {reader.attributes.model_name}",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -75,11 +92,11 @@ def gather(out_dir: Path, top_tokens: int, tail_metric: str) -> ReportContent:
             for depth, point in enumerate(reader.points)
             for fit in channels.get(point, [])
         ],
-        figures=report_figures(reader, table, channels) + outlier_figures(outliers[0]),
+        figures=figures,
         tail_metric=metric,
         tails=tails,
-        findings=summarize([row.fit for row in rows], tails, metric),
-        notes=notes,
+        findings=findings,
+        notes=notes + ([note] if note else []),
         outliers=outliers,
     )
 

@@ -11,6 +11,7 @@ from zipfstage.records import ALTERNATIVE_LABELS, ALTERNATIVES, FitRecord
 from zipfstage.report.by_site import by_site_html, site_grid
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
+from zipfstage.report.filtering import FILTER_JS, FILTERABLE, filter_controls, row_attributes
 from zipfstage.report.outliers_section import outliers_html
 from zipfstage.report.summary import Finding
 from zipfstage.report.tokens import PointTail, TokenGroup, show_positions, show_token
@@ -55,6 +56,9 @@ figure.wide img { width: 100%; }
 .tails > div { min-width: 0; }
 code { background: #f1f3f6; padding: 0 4px; border-radius: 3px; white-space: pre; }
 details > summary { cursor: pointer; color: var(--accent); margin: 8px 0; }
+.filters { display: flex; flex-wrap: wrap; gap: 6px 16px; align-items: center; margin: 8px 0; }
+.filters select { max-width: 16em; margin-left: 4px; }
+tr[hidden] { display: none; }
 """
 
 SORT_JS = """
@@ -132,13 +136,13 @@ def render_html(content: ReportContent) -> str:
 
 
 def html_page(title: str, sections: list[str]) -> str:
-    """One self-contained page: the shared style and the table-sorting script inline."""
+    """One self-contained page: the shared style and the table scripts (sort, filter) inline."""
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
         f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(sections)
-        + f"\n</main>\n<script>{SORT_JS}</script>\n</body>\n</html>\n"
+        + f"\n</main>\n<script>{SORT_JS}{FILTER_JS}</script>\n</body>\n</html>\n"
     )
 
 
@@ -229,10 +233,16 @@ def _fit_cells(row: FitRow, metric_label: str) -> str:
 
 
 def _fit_table(rows: list[FitRow], table_id: str, channel: bool = False) -> str:
+    """Every fit's row; the scalar fits' table is filterable (the channel fits' is not)."""
     head = "".join(f"<th>{escape(c)}</th>" for c in FIT_COLUMNS)
-    body = "\n".join(f"<tr>{_fit_cells(r, _metric_label(r.fit, channel))}</tr>" for r in rows)
+    body = "\n".join(
+        f"<tr{'' if channel else row_attributes(r)}>{_fit_cells(r, _metric_label(r.fit, channel))}"
+        "</tr>"
+        for r in rows
+    )
+    kind = "sortable" if channel else f"sortable {FILTERABLE}"
     return (
-        f"<div class='scroll'><table class='sortable' id='{table_id}'><thead><tr>{head}"
+        f"<div class='scroll'><table class='{kind}' id='{table_id}'><thead><tr>{head}"
         f"</tr></thead><tbody>\n{body}\n</tbody></table></div>"
     )
 
@@ -244,10 +254,13 @@ def _metric_label(fit: FitRecord, channel: bool) -> str:
 def _fits(content: ReportContent) -> str:
     parts = [
         f"<p>{escape(EXPLANATION)}</p>",
-        "<p class='note'>Click a column header to sort. \u03b1 is the exponent of the density "
+        "<p class='note'>Click a column header to sort; choose values above the table to filter "
+        "it (the address keeps the filter: <code>#filter=metric:rms;verdict:plausible</code>). "
+        "\u03b1 is the exponent of the density "
         "p(x) \u221d x<sup>\u2212\u03b1</sup> above xmin; n_tail is the number of values the "
         "power law describes; the OLS slope and R\u00b2 come from a straight line through the "
         "log-log rank\u2013frequency plot (a quick, biased check, not a test).</p>",
+        filter_controls(content.rows),
         _fit_table(content.rows, "fit-table"),
         "<h3>Likelihood-ratio tests against each alternative</h3>",
         _comparison_table(content.rows),
@@ -281,9 +294,9 @@ def _comparison_table(rows: list[FitRow]) -> str:
                 f"<td data-value='{raw}'>{escape(stats)}<br>"
                 f"{_badge(verdict.text, verdict.kind)}</td>"
             )
-        lines.append(f"<tr>{cells}</tr>")
+        lines.append(f"<tr{row_attributes(row)}>{cells}</tr>")
     return (
-        f"<div class='scroll'><table class='sortable' id='lr-table'><thead><tr>{head}"
+        f"<div class='scroll'><table class='sortable {FILTERABLE}' id='lr-table'><thead><tr>{head}"
         f"</tr></thead><tbody>{''.join(lines)}</tbody></table></div>"
     )
 
@@ -296,13 +309,17 @@ def figures_html(figures: list[ReportFigure], wide: bool = False) -> str:
 
 
 def _figure(figure: ReportFigure) -> str:
-    """One embedded PNG with its anchor; a wide figure takes the page's full width."""
+    """One embedded PNG (or, when the figure has a link, the file beside the page, loaded as it
+    scrolls into view) with its anchor; a wide figure takes the page's full width."""
     kind = " class='wide'" if figure.wide else ""
-    data = base64.b64encode(figure.png).decode()
     title = escape(figure.title)
+    if figure.link is not None:
+        source = f"{escape(figure.link)}' loading='lazy"
+    else:
+        source = f"data:image/png;base64,{base64.b64encode(figure.png).decode()}"
     return (
         f"<figure id='{figure_id(figure.name)}'{kind}><img alt='{title}' "
-        f"src='data:image/png;base64,{data}'><figcaption>{title}</figcaption></figure>"
+        f"src='{source}'><figcaption>{title}</figcaption></figure>"
     )
 
 

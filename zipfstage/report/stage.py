@@ -16,23 +16,22 @@ from zipfstage.store.lock import holds_reading_lock
 
 @holds_reading_lock
 def run(settings: ReportSettings, run_dir: Path, progress: Progress | None = None) -> StageResult:
-    """Write DIR/report.html (self-contained) and DIR/report.md (+ DIR/report_files/*.png)."""
+    """Write DIR/report.html and DIR/report.md with their figures in DIR/report_files/; the page
+    is self-contained up to `embed_mb` of figures (see `zipfstage.report.figures`)."""
     started = time.perf_counter()
     folder = RunFolder.at(run_dir)
-    if progress:
-        progress(0, 2)
-    content = gather(folder.root, settings.top_tokens, settings.tail_metric)
-    if progress:
-        progress(1, 2)
+    content = gather(
+        folder.root,
+        settings.top_tokens,
+        settings.tail_metric,
+        workers=settings.workers,
+        embed_mb=settings.embed_mb,
+        progress=progress,
+    )
     folder.report_assets.mkdir(parents=True, exist_ok=True)
-    images = []
-    for figure in content.figures:
-        images.append(folder.report_assets / f"{figure.name}.png")
-        images[-1].write_bytes(figure.png)
+    images = [_write_image(folder.report_assets / f"{f.name}.png", f.png) for f in content.figures]
     html = _write(folder.report_html, render_html(content))
     markdown = _write(folder.report_markdown, render_markdown(content))
-    if progress:
-        progress(2, 2)
     seconds = time.perf_counter() - started
     return StageResult(
         stage="report",
@@ -41,6 +40,14 @@ def run(settings: ReportSettings, run_dir: Path, progress: Progress | None = Non
         seconds=seconds,
         counts={"fits": len(content.rows), "figures": len(images)},
     )
+
+
+def _write_image(path: Path, png: bytes) -> Path:
+    """report.md's copy of a figure; the drawn ones are there already (a linked one has no
+    bytes here), the others are written when they changed."""
+    if png and (not path.is_file() or path.read_bytes() != png):
+        path.write_bytes(png)
+    return path
 
 
 def _write(path: Path, text: str) -> Path:

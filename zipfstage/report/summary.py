@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zipfstage.formatting import EXCLUDES_MARK, fmt_fixed, fmt_interval, fmt_number
+from zipfstage.plotting.selection import heaviest_tails
 from zipfstage.records import FitRecord
 from zipfstage.report import names
 from zipfstage.report.tokens import PointTail, TokenGroup, show_token
@@ -17,8 +18,6 @@ from zipfstage.report.verdict import clauset_verdict
 
 #: a tail is "one token" when a single token holds at least this share of the top-k values
 CONCENTRATED = 0.5
-#: how many of the heaviest plausible tails get a sentence
-HEAVIEST = 3
 #: the section a tail-token finding links to
 TAILS_SECTION = "tails"
 
@@ -61,12 +60,6 @@ def tally(fits: list[FitRecord]) -> Tally:
         failed=kinds.count("failed"),
         not_fitted=kinds.count("not-fitted"),
     )
-
-
-def heaviest_tails(fits: list[FitRecord], n: int = HEAVIEST) -> list[FitRecord]:
-    """The plausible fits with the smallest alpha (the heaviest tails), heaviest first."""
-    plausible = [f for f in fits if clauset_verdict(f).kind == "plausible"]
-    return sorted(plausible, key=lambda f: (f.alpha or 0.0, f.point, f.metric))[:n]
 
 
 def summarize(fits: list[FitRecord], tails: list[PointTail], tail_metric: str) -> list[Finding]:

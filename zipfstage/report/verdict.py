@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zipfstage.formatting import fmt_number
+from zipfstage.plotting.selection import P_PLAUSIBLE
 from zipfstage.records import ALTERNATIVE_LABELS, STATUS_MISSING, Comparison, FitRecord
 
-#: Clauset, Shalizi & Newman (2009): the power law is ruled out when the bootstrap p < 0.1
-P_PLAUSIBLE = 0.1
 #: a likelihood-ratio sign counts as significant when its p < 0.1
 P_SIGNIFICANT = 0.1
 
