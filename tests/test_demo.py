@@ -35,8 +35,9 @@ def test_demo_runs_every_stage(
         app, ["demo", "--out", str(out), "--config", str(config), "--max-tokens", "1024"]
     )
     assert result.exit_code == 0, result.output
-    assert "3/5 outliers" in result.output  # the outlier analysis runs as its own stage
-    assert "5/5 report" in result.output
+    assert "3/6 outliers" in result.output  # the outlier analysis runs as its own stage
+    assert "4/6 ablate" in result.output
+    assert "6/6 report" in result.output
     fits = json.loads((out / "fits.json").read_text())
     assert set(fits) == {"embed", "layer_2", "layer_3"}
     assert set(fits["layer_3"]) == {"rms", "kurtosis", "channel_wise"}
@@ -44,6 +45,7 @@ def test_demo_runs_every_stage(
     assert (out / "plots" / "ccdf" / "layer_2__kurtosis.png").stat().st_size > 1000
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "layer_2" in html and "kurtosis" in html and "data:image/png;base64," in html
+    assert "id='interventions'" in html and (out / "ablate.json").is_file()
     # a second demo resumes nothing and refits nothing
     again = runner.invoke(
         app, ["demo", "--out", str(out), "--config", str(config), "--max-tokens", "1024"]

@@ -99,6 +99,23 @@ def test_graph_sees_function_level_and_submodule_imports(tmp_path: Path) -> None
     assert found == {"zipfstage.config", "zipfstage.collect.runner", "zipfstage.errors"}
 
 
+def test_only_the_ablate_stage_and_commands_import_ablate_s_torch_modules() -> None:
+    """report, compare, plotting and store read ablate.json through store.ablation; nothing
+    below the stages imports zipfstage.ablate (which loads torch and the model)."""
+    graph = import_graph()
+    below = ("zipfstage.report", "zipfstage.compare", "zipfstage.plotting", "zipfstage.store")
+    offenders = {
+        (module, imported)
+        for module, imports in graph.items()
+        if module.startswith(below)
+        for imported in imports
+        if imported.startswith("zipfstage.ablate")
+    }
+    assert not offenders, offenders
+    assert "zipfstage.store.ablation" in graph["zipfstage.report.content"]
+    assert "zipfstage.ablate.stage" in graph["zipfstage.demo"]
+
+
 def test_no_import_cycle_in_the_package() -> None:
     graph = import_graph()
     assert "zipfstage.collect.runner" in graph, "the graph covers the package"

@@ -24,11 +24,24 @@ READS_FITS_LIGHTLY = (
     "heavy = {'matplotlib', 'numba', 'torch'} & set(sys.modules); assert not heavy, heavy"
 )
 
+#: report and compare show ablate's result from ablate.json, without torch or the model;
+#: ablate's targets are chosen (and bad ones refused) before torch loads
+READS_ABLATION_WITHOUT_TORCH = (
+    "import sys; import zipfstage.report.stage, zipfstage.compare.stage, "
+    "zipfstage.store.ablation, zipfstage.ablate.targets, zipfstage.ablate.spec;"
+    "heavy = {'torch', 'transformers', 'numba'} & set(sys.modules); assert not heavy, heavy"
+)
+
 
 @pytest.mark.parametrize(
     "code",
-    [KEEPS_BACKEND, DRAWS_WITHOUT_PYPLOT, READS_FITS_LIGHTLY],
-    ids=["importing-keeps-the-callers-backend", "draws-without-pyplot", "reads-fits-lightly"],
+    [KEEPS_BACKEND, DRAWS_WITHOUT_PYPLOT, READS_FITS_LIGHTLY, READS_ABLATION_WITHOUT_TORCH],
+    ids=[
+        "importing-keeps-the-callers-backend",
+        "draws-without-pyplot",
+        "reads-fits-lightly",
+        "reads-ablation-without-torch",
+    ],
 )
 def test_in_a_fresh_interpreter(code: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

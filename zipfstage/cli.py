@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from zipfstage.commands import (
+    ablate,
     check,
     collect,
     compact,
@@ -69,6 +70,7 @@ app.command("config")(config_cmd.config_command)
 app.command("demo")(demo.demo_command)
 app.command("compare")(compare.compare_command)
 app.command("export")(export.export_command)
+app.command("ablate")(ablate.ablate_command)
 
 
 def main() -> None:

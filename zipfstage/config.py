@@ -123,6 +123,43 @@ class OutlierSettings(_Section):
     skip_positions: int = Field(default=0, ge=0)
 
 
+class AblateSettings(_Section):
+    """What `ablate` runs: interventions on the channels the outlier analysis names, with the
+    run's own model, on text collect did not use."""
+
+    #: None: the model the run collected (from the store); else where the same weights live
+    model: str | None = None
+    revision: str | None = None
+    device: str | None = None
+    devices: list[str] | None = None
+    shard_model: bool = False
+    #: None: the run's corpus, the sequences after the last collected batch
+    data: str | None = None
+    subset: str | None = None
+    split: str | None = None
+    text_field: str | None = None
+    eval_tokens: int = Field(default=20_000, gt=0)
+    #: sequences per forward pass; None: collect's batch size
+    batch_size: int | None = Field(default=None, gt=0)
+    #: auto (everything outliers.json names), massive, dettmers, super_weight, layer_<i>:<c>,...
+    target: str = "auto"
+    #: None: massive under zero, mean and typical; the others zeroed
+    mode: Literal["zero", "mean", "typical", "clamp"] | None = None
+    #: None: massive on the tokens that carry it, the others on all tokens
+    tokens: Literal["first", "carriers", "all"] | None = None
+    #: random-channel controls per intervention (seeds 0..n-1)
+    controls: int = Field(default=5, ge=0)
+    #: super-weight candidates run, the strongest first (largest mlp_out spike)
+    max_super_weights: int = Field(default=3, ge=0)
+    clamp_quantile: float = Field(default=0.99, gt=0, lt=1)
+    #: collected tokens run again for the mean / typical / clamp values
+    calibration_tokens: int = Field(default=8_192, gt=0)
+    #: eval tokens on which the first massive layer is found when the run skipped layers
+    scan_tokens: int = Field(default=4_096, gt=0)
+    format: Literal["png", "pdf", "svg", "both"] = "png"
+    dpi: int = Field(default=150, gt=0)
+
+
 class Settings(BaseSettings):
     """All of zipfstage's settings. Build it with `Settings.load`, not directly."""
 
@@ -136,6 +173,7 @@ class Settings(BaseSettings):
     plot: PlotSettings = Field(default_factory=PlotSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     outliers: OutlierSettings = Field(default_factory=OutlierSettings)
+    ablate: AblateSettings = Field(default_factory=AblateSettings)
 
     _yaml_path: ClassVar[Path | None] = None
 

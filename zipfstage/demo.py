@@ -22,6 +22,8 @@ DEMO_OVERRIDES = {"model": "demo", "data": "pydoc", "points": ["embed", "middle"
 #: enough replicates for Clauset's verdict, so a first report reads plausible / ruled out, not
 #: "not tested"; about +15-25 s of fit on 2 cores (the whole demo stays under 2 minutes)
 DEMO_BOOTSTRAP = 100
+#: a small eval set for ablate, so the whole demo stays under 3 minutes with the model cached
+DEMO_ABLATE = {"eval_tokens": 1024, "calibration_tokens": 2048, "scan_tokens": 1024}
 
 #: a stage's entry: run(settings_section, run_dir, progress) -> StageResult
 StageRun = Callable[[Any, Path, Progress | None], StageResult]
@@ -41,18 +43,21 @@ def run_demo(
     bootstrap: int | None = None,
     console: Console | None = None,
 ) -> DemoResult:
-    """collect -> fit -> plot -> report into `out`; each stage resumes or skips what is done."""
+    """collect -> fit -> outliers -> ablate -> plot -> report into `out`; collect resumes and
+    fit skips what is done."""
     console = console or Console(stderr=True)
     settings = Settings.load(
         config,
         out=out,
         collect={**DEMO_OVERRIDES, "max_tokens": max_tokens},
         fit={"bootstrap": DEMO_BOOTSTRAP if bootstrap is None else bootstrap},
+        ablate=DEMO_ABLATE,
     )
     sections = {
         "collect": settings.collect,
         "fit": settings.fit,
         "outliers": settings.outliers,
+        "ablate": settings.ablate,
         "plot": settings.plot,
         "report": settings.report,
     }
@@ -75,6 +80,7 @@ def run_demo(
 
 def stages() -> dict[str, StageRun]:
     """The stages in order; imported here so torch, numba and matplotlib load on demand."""
+    from zipfstage.ablate import stage as ablate
     from zipfstage.fitting import stage as fit
     from zipfstage.outliers import stage as outliers
     from zipfstage.plotting import stage as plot
@@ -84,6 +90,7 @@ def stages() -> dict[str, StageRun]:
         "collect": collect_stage,
         "fit": fit.run,
         "outliers": outliers.run,
+        "ablate": ablate.run,
         "plot": plot.run,
         "report": report.run,
     }

@@ -6,8 +6,11 @@ are untrusted, so each writer escapes them for its own format.
 
 from __future__ import annotations
 
+from typing import Any
+
 from zipfstage.compare.content import CompareContent
 from zipfstage.formatting import fmt_number
+from zipfstage.store.ablation import read_ablation
 
 Table = tuple[list[str], list[list[str]]]
 DASH = "\u2014"
@@ -48,7 +51,26 @@ def runs_table(content: CompareContent) -> Table:
                 str(run.directory),
             ]
         )
+    ablations = [read_ablation(run.directory)[0] for run in content.runs]
+    if any(ablations):  # only when a run has `zipfstage ablate`'s result
+        head.append(ABLATE_COLUMN)
+        for row, ablation in zip(rows, ablations, strict=True):
+            row.append(ablate_cell(ablation))
     return head, rows
+
+
+ABLATE_COLUMN = "massive zeroed / set to mean (\u00d7 baseline perplexity)"
+
+
+def ablate_cell(ablation: dict[str, Any] | None) -> str:
+    """The perplexity ratios of ablate's massive zero and mean rows, where the run has them."""
+    if not ablation:
+        return DASH
+    ratios = {r.get("name"): r.get("ratio") for r in ablation.get("interventions") or []}
+    zero, mean = ratios.get("massive zero"), ratios.get("massive mean")
+    if zero is None and mean is None:
+        return "no massive activation"
+    return f"{fmt_number(zero, 4) if zero else DASH} / {fmt_number(mean, 4) if mean else DASH}"
 
 
 def verdict_table(content: CompareContent) -> Table:

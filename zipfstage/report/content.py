@@ -17,11 +17,13 @@ from zipfstage.outliers.analysis import read_outliers
 from zipfstage.plotting.jobs import RunData
 from zipfstage.records import FitRecord, FitTable, lookup
 from zipfstage.report.figures import ReportFigure, report_figures
+from zipfstage.report.interventions_section import ablation_figures
 from zipfstage.report.outliers_section import outlier_figures
 from zipfstage.report.summary import Finding, summarize
 from zipfstage.report.tokens import PointTail, tail_tokens
 from zipfstage.report.verdict import Verdict, alternatives_verdict, clauset_verdict
 from zipfstage.stage import Progress
+from zipfstage.store.ablation import read_ablation
 from zipfstage.store.layout import RunFolder
 from zipfstage.store.reader import StoreReader
 from zipfstage.store.tokenizer import load_decoder
@@ -49,6 +51,8 @@ class ReportContent:
     notes: list[str] = field(default_factory=list)
     #: outliers.json when current, else (None, why not): see zipfstage.outliers.read_outliers
     outliers: tuple[dict[str, Any] | None, str | None] = (None, None)
+    #: ablate.json when current, else (None, why not): see zipfstage.store.ablation
+    ablation: tuple[dict[str, Any] | None, str | None] = (None, None)
 
     def section(self, name: str) -> list[ReportFigure]:
         return [f for f in self.figures if f.section == name]
@@ -75,13 +79,14 @@ def gather(
     if decoder is None and top_tokens > 0:
         notes.append("no tokenizer saved with this store: tokens are shown by id")
     outliers = read_outliers(out_dir)
+    ablation = read_ablation(out_dir)
     rows = fit_rows(reader.points, reader.scalar_metrics, table)
     tails = tail_tokens(reader, metric, top_tokens, decoder)
     findings = summarize([row.fit for row in rows], tails, metric)
     assets = RunFolder.at(out_dir).report_assets
     named = {f.figure for f in findings if f.figure}
     drawn, note = report_figures(data, assets, named, embed_mb, workers, progress)
-    figures = drawn + outlier_figures(outliers[0])
+    figures = drawn + outlier_figures(outliers[0]) + ablation_figures(ablation[0])
     return ReportContent(
         title=f"zipfstage report \u00b7 {reader.attributes.model_name}",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -98,6 +103,7 @@ def gather(
         findings=findings,
         notes=notes + ([note] if note else []),
         outliers=outliers,
+        ablation=ablation,
     )
 
 

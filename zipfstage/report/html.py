@@ -12,6 +12,7 @@ from zipfstage.report.by_site import by_site_html, site_grid
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.figures import ReportFigure
 from zipfstage.report.filtering import FILTER_JS, FILTERABLE, filter_controls, row_attributes
+from zipfstage.report.interventions_section import interventions_html
 from zipfstage.report.outliers_section import outliers_html
 from zipfstage.report.summary import Finding
 from zipfstage.report.tokens import PointTail, TokenGroup, show_positions, show_token
@@ -131,6 +132,11 @@ def render_html(content: ReportContent) -> str:
             "Outlier channels",
             outliers_html(*content.outliers, content.section("outliers")),
         ),
+        _section(
+            "interventions",
+            "Interventions",
+            interventions_html(*content.ablation, content.section("interventions")),
+        ),
     ]
     return html_page(content.title, sections)
 
@@ -160,6 +166,7 @@ def _header(content: ReportContent, with_sites: bool = False) -> str:
             ("ccdf", "CCDFs"),
             ("tails", "Tail tokens"),
             ("outliers", "Outlier channels"),
+            ("interventions", "Interventions"),
         )
     )
     return (

@@ -11,6 +11,7 @@ from zipfstage.report.by_site import by_site_markdown, site_grid
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.escape import markdown_code, markdown_path, markdown_text
 from zipfstage.report.figures import ReportFigure
+from zipfstage.report.interventions_section import interventions_markdown
 from zipfstage.report.outliers_section import outliers_markdown
 from zipfstage.report.summary import Finding
 from zipfstage.report.tokens import PointTail, TokenGroup, show_positions, show_token
@@ -38,6 +39,9 @@ def render_markdown(content: ReportContent) -> str:
     for tail in content.tails:
         lines += _tail(tail, content.tail_metric)
     lines += outliers_markdown(*content.outliers, content.section("outliers"), REPORT_ASSETS)
+    lines += interventions_markdown(
+        *content.ablation, content.section("interventions"), REPORT_ASSETS
+    )
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -7,6 +7,7 @@ DIR/fits.json               every fit record (`zipfstage.records`), mirrored fro
 DIR/plots/                  `plot`'s figures
 DIR/report.html, report.md  `report`, with report.md's images in DIR/report_files/
 DIR/outliers.json           the outlier-channel analysis (`zipfstage.outliers`)
+DIR/ablate.json             `ablate`'s interventions (needs the model; `zipfstage.ablate`)
 DIR/compare/                reserved for comparisons with other runs (not derived: kept)
 
 DIR/store.zarr/
@@ -85,6 +86,8 @@ REPORT_HTML = "report.html"
 REPORT_MARKDOWN = "report.md"
 REPORT_ASSETS = "report_files"
 OUTLIERS_JSON = "outliers.json"
+ABLATE_JSON = "ablate.json"
+ABLATE_PLOT = "ablate"
 COMPARE_DIR = "compare"
 
 
@@ -105,6 +108,12 @@ class RunFolder:
     report_assets: Path
     outliers_json: Path
     compare: Path
+    ablate_json: Path
+
+    @property
+    def ablate_plot(self) -> Path:
+        """The stem of `ablate`'s figure (DIR/plots/ablate.png, .pdf, .svg)."""
+        return self.plots / ABLATE_PLOT
 
     @classmethod
     def at(cls, root: Path) -> RunFolder:
@@ -112,6 +121,7 @@ class RunFolder:
         names = (
             *(STORE_NAME, TOKENIZER_DIR, FITS_JSON, PLOTS_DIR),
             *(REPORT_HTML, REPORT_MARKDOWN, REPORT_ASSETS, OUTLIERS_JSON, COMPARE_DIR),
+            ABLATE_JSON,
         )
         return cls(root, *(root / name for name in names))
 
@@ -125,6 +135,7 @@ class RunFolder:
             self.report_markdown,
             self.report_assets,
             self.outliers_json,
+            self.ablate_json,
         )
 
 

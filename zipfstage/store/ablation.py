@@ -1,0 +1,54 @@
+"""ablate.json: written by `ablate` (which needs the model), read by `report` and `compare` (which
+never load it). Kept here, below both, so reading an ablation imports neither torch nor matplotlib.
+
+The file is written whole under a temporary name and renamed into place, so an interrupted
+`ablate` leaves the previous result or none, never half of one. It carries the store_id and token
+count it was made from; a reader treats an ablation of another store state as missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from zipfstage.errors import ZipfstageError
+from zipfstage.records import jsonable
+from zipfstage.store.layout import RunFolder
+from zipfstage.store.reader import open_store
+
+ABLATE_SCHEMA = 1
+
+
+def write_ablation(run_dir: Path, data: dict[str, Any]) -> Path:
+    """Write DIR/ablate.json atomically (temporary file, then rename)."""
+    path = RunFolder.at(run_dir).ablate_json
+    text = json.dumps(jsonable({"schema": ABLATE_SCHEMA, **data}), indent=2, allow_nan=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ZipfstageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def read_ablation(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(ablate.json, None) when current; (None, why) when unreadable or from another store state;
+    (None, None) when there is none."""
+    path = RunFolder.at(run_dir).ablate_json
+    if not path.is_file():
+        return None, None
+    try:
+        data = json.loads(path.read_text())
+        reader = open_store(Path(run_dir))
+    except (OSError, ValueError, ZipfstageError) as exc:
+        return None, f"{path.name} cannot be read: {exc}"
+    if not isinstance(data, dict) or not isinstance(data.get("interventions"), list):
+        return None, f"{path.name} is not an ablation result"
+    current = (reader.attributes.generation, reader.n_tokens)
+    made_from = (data.get("store_id"), data.get("n_tokens_store"))
+    if made_from != current:
+        return None, f"{path.name} was made from another store state: run `zipfstage ablate` again"
+    return data, None
