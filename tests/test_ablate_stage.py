@@ -193,3 +193,21 @@ def test_too_little_text_left_asks_for_data(full_run: Path, tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert "--data" in result.output and "has only" in result.output
     assert np.isfinite(1.0)
+
+
+def test_ctrl_c_leaves_the_previous_result_whole(
+    full_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zipfstage.ablate import stage
+
+    previous = '{"interventions": [], "note": "the result before"}'
+    (full_run / "ablate.json").write_text(previous)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "evaluate", interrupted)
+    result = runner.invoke(app, ["ablate", "--out", str(full_run), *SETTINGS])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    assert (full_run / "ablate.json").read_text() == previous
+    assert not list(full_run.glob(".*tmp*")) and not list((full_run / "plots").glob(".*"))

@@ -19,6 +19,7 @@ from torch.utils.hooks import RemovableHandle
 from zipfstage.ablate.spec import ChannelEdit, Intervention, TokenRule, WeightEdit
 from zipfstage.collect.architecture import Architecture
 from zipfstage.collect.sites import site_hook
+from zipfstage.errors import ZipfstageError
 
 Observer = Callable[[int, torch.Tensor], None]
 
@@ -94,6 +95,8 @@ def down_projection_weight(architecture: Architecture, layer: int) -> tuple[torc
     Conv1D) rather than [out, in] (nn.Linear)."""
     module = site_hook(architecture, layer, "mlp_act").module
     weight = module.weight
+    if not isinstance(weight, torch.Tensor):
+        raise ZipfstageError(f"layer {layer}'s down projection has no weight matrix to edit")
     return weight, type(module).__name__ == "Conv1D"
 
 

@@ -226,12 +226,16 @@ def _write(run_dir: Path, data: dict[str, Any], settings: AblateSettings) -> tup
     staged = style.save_figure(
         figure, stem.with_name(f".{stem.name}.tmp"), style.extensions(settings.format), settings.dpi
     )
-    path = write_ablation(run_dir, data)
-    final = []
-    for tmp in staged:
-        target = stem.with_name(f"{stem.name}{tmp.suffix}")
-        tmp.replace(target)
-        final.append(target)
+    try:
+        path = write_ablation(run_dir, data)
+        final = []
+        for tmp in staged:
+            target = stem.with_name(f"{stem.name}{tmp.suffix}")
+            tmp.replace(target)
+            final.append(target)
+    finally:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
     return (path, *final)
 
 

@@ -70,7 +70,7 @@ def ablate_cell(ablation: dict[str, Any] | None) -> str:
     zero, mean = ratios.get("massive zero"), ratios.get("massive mean")
     if zero is None and mean is None:
         return "no massive activation"
-    return f"{fmt_number(zero, 4) if zero else DASH} / {fmt_number(mean, 4) if mean else DASH}"
+    return f"{fmt_number(zero) if zero else DASH} / {fmt_number(mean) if mean else DASH}"
 
 
 def verdict_table(content: CompareContent) -> Table:
