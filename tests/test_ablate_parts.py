@@ -77,6 +77,10 @@ def test_controls_avoid_every_named_channel_and_differ_by_seed() -> None:
     assert all(c.layers == target.layers for c in drawn)
     assert len({c.channels for c in drawn}) == 5
     assert control_target(target, 3, exclude, (576, 1536)) == drawn[3]  # seeded
+    narrow = Target("channels", (0,), (7,))  # 10 channels, 0-6 named: only 8 and 9 are left
+    assert {control_target(narrow, s, set(range(7)), (10, 10)).channels for s in range(8)} == {
+        (8,), (9,),
+    }  # fmt: skip
     weights = super_weight_targets(OUTLIERS, SHAPE)[0]
     control = control_target(weights, 0, exclude, (576, 1536))
     assert control.weights[0].layer == 11 and control.weights[0].row not in exclude

@@ -17,7 +17,7 @@ from zipfstage.config import CollectSettings, OutlierSettings
 
 runner = CliRunner()
 SPIKE_CHANNEL = 7
-SPIKE = 400.0
+SPIKE = -400.0  # negative: a mean that dropped the stored signs would be wrong
 SETTINGS = ["--eval-tokens", "256", "--controls", "5", "--format", "png"]
 
 
@@ -31,7 +31,7 @@ def save_model(model: torch.nn.Module, folder: Path, tokenizer_dir: Path) -> Pat
 
 @pytest.fixture(scope="module")
 def spiked_llama(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
-    """BOS (id 0) carries 400 in channel 7 of the embedding: massive from the first block on."""
+    """BOS (id 0) carries -400 in channel 7 of the embedding: massive from the first block on."""
     model = build_model("llama")
     with torch.no_grad():
         model.get_input_embeddings().weight[0, SPIKE_CHANNEL] = SPIKE
@@ -143,6 +143,7 @@ BAD = {
     "other model name": (["--model", "someone/another-model"], "is not the model this run"),
     "other revision": (["--revision", "v2"], "differs from the run's"),
     "super weight mode": (["--target", "super_weight", "--mode", "mean"], "zeroes weights"),
+    "several devices": (["--devices", "cpu,cpu"], "one copy of the model"),
 }
 
 
