@@ -79,6 +79,16 @@ def tiny_config(kind: str) -> Any:
             max_position_embeddings=512,
             word_embed_proj_dim=HIDDEN,
         )
+    if kind == "gpt_neo":  # its attention does not go through transformers' AttentionInterface
+        return tf.GPTNeoConfig(
+            **common,
+            hidden_size=HIDDEN,
+            num_layers=LAYERS,
+            num_heads=4,
+            intermediate_size=96,
+            attention_types=[[["global", "local"], LAYERS // 2]],
+            max_position_embeddings=512,
+        )
     if kind == "opt_post_ln":  # like opt-350m: the norms run after the residual adds
         config = tiny_config("opt")
         config.do_layer_norm_before = False

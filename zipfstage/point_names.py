@@ -12,9 +12,15 @@ import re
 EMBED = "embed"
 EMBED_LAYER = -1
 RESID_POST = "resid_post"
-#: one decoder block's sites in the order the forward pass reaches them (TransformerLens names)
+#: the attention site: per-head attention statistics, not a hidden state (`--sites attn`)
+ATTN = "attn"
+#: one decoder block's hidden-state sites in the order the forward pass reaches them
+#: (TransformerLens names); `--sites all` means these
 SITES: tuple[str, ...] = ("attn_out", "resid_mid", "mlp_act", "mlp_out", RESID_POST)
+#: every site of a block in forward order: the attention probabilities come before attn_out
+BLOCK_SITES: tuple[str, ...] = (ATTN, *SITES)
 SITE_DESCRIPTIONS: dict[str, str] = {
+    ATTN: "per-head attention statistics (sink, first and previous token, max, entropy)",
     "attn_out": "attention output, before the residual add",
     "resid_mid": "residual stream between attention and MLP",
     "mlp_act": "input of the MLP's down projection",
@@ -38,7 +44,7 @@ def parse_point(name: str) -> tuple[int, str] | None:
         return EMBED_LAYER, EMBED
     if match := _LAYER.match(name):
         return int(match.group(1)), RESID_POST
-    if (match := _SUB_LAYER.match(name)) and match.group(2) in SITES[:-1]:
+    if (match := _SUB_LAYER.match(name)) and match.group(2) in BLOCK_SITES[:-1]:
         return int(match.group(1)), match.group(2)
     return None
 
@@ -49,7 +55,7 @@ def block_order(name: str) -> tuple[int, int, str]:
     if where is None:
         return (1 << 30, 0, name)
     layer, site = where
-    return (layer, SITES.index(site) if site in SITES else -1, name)
+    return (layer, BLOCK_SITES.index(site) if site in BLOCK_SITES else -1, name)
 
 
 def site_of(name: str) -> str:

@@ -32,6 +32,11 @@ TOPK_SIGN = "topk_sign"
 #: the [N, k] top-channel arrays: read by the outlier analysis, never fitted per metric
 TOPK_ARRAYS = frozenset({TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN})
 
+#: the [N, heads] arrays of an attn point (`layer_3.attn`), in the order collect computes them
+ATTN_METRICS = ("sink", "first_token", "prev_token", "attn_max", "attn_entropy")
+#: the attn metrics `fit` fits, per head (the heads are the channels there)
+ATTN_FITTED = ("sink", "attn_entropy")
+
 #: the likelihood-ratio alternatives, in the order tables show them
 ALTERNATIVES = ("lognormal", "exponential", "stretched_exponential", "truncated_power_law")
 ALTERNATIVE_LABELS = {

@@ -227,6 +227,7 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
             topk=spec.topk,
             point_channels=spec.point_channels,
             value_dtype=spec.value_dtype,
+            attention=spec.attention,
         )
     return None
 

@@ -10,12 +10,14 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from zipfstage.collect.attention_site import check_attention_site
 from zipfstage.collect.corpus import (
     DataSpec,
     check_data_spec,
@@ -86,8 +88,14 @@ def sample_channels(width: int, count: int, seed: int) -> list[int]:
 
 
 def point_widths(loaded: LoadedModel, points: list[Point]) -> dict[str, int]:
-    """Each point's vector width (d_model, or d_ff at mlp_act); fails on a site the model lacks."""
-    return {p.name: hook_for(loaded.architecture, p).width for p in points}
+    """Each hidden-state point's vector width (d_model, or d_ff at mlp_act); fails on a site the
+    model lacks."""
+    return {p.name: hook_for(loaded.architecture, p).width for p in points if not p.is_attention}
+
+
+def attention_widths(loaded: LoadedModel, points: list[Point]) -> dict[str, int]:
+    """Each attn point's number of heads (the columns of its arrays)."""
+    return {p.name: hook_for(loaded.architecture, p).width for p in points if p.is_attention}
 
 
 def channels_by_width(widths: set[int], count: int, seed: int) -> dict[int, list[int]]:
@@ -119,6 +127,8 @@ class PreparedRun:
     #: vector width of each point, and the channel_wise sample of each width
     widths: dict[str, int]
     channels_by_width: dict[int, list[int]]
+    #: the attn points and their number of heads
+    attention: dict[str, int] = field(default_factory=dict)
 
     @property
     def point_channels(self) -> dict[str, list[int]]:
@@ -147,7 +157,10 @@ class PreparedRun:
         by_width = channels_by_width(
             {hidden, *widths.values()}, self.settings.channels, self.settings.seed
         )
-        return replace(self, points=points, widths=widths, channels_by_width=by_width)
+        attention = attention_widths(self.loaded, points)
+        return replace(
+            self, points=points, widths=widths, channels_by_width=by_width, attention=attention
+        )
 
     def spec(self) -> StoreSpec:
         """What the coordinator needs to create or check the store, without the model."""
@@ -155,13 +168,14 @@ class PreparedRun:
             config_hash=self.config_hash,
             identity=self.identity,
             plan=self.plan,
-            points=[p.name for p in self.points],
+            points=[p.name for p in self.points if not p.is_attention],
             metrics=self.shape.metrics,
             channel_indices=self.channel_indices,
             attributes=store_attributes(self),
             topk=self.topk_layouts(),
             point_channels=self.point_channels,
             value_dtype=half_dtype(self.identity["dtype"]),
+            attention=self.attention,
         )
 
     def topk_layouts(self) -> dict[str, TopkLayout]:
@@ -189,6 +203,8 @@ def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) 
             f"the data {settings.data!r} gave no full sequence of {settings.seq_len} tokens "
             "(empty or too short); check --data, --text-field or lower --seq-len"
         )
+    probe = torch.from_numpy(first[:1, :16]).to(loaded.device)
+    check_attention_site(loaded.architecture, points, probe, loaded.tokenizer.bos_token_id)
     hidden = loaded.architecture.hidden_size
     by_width = channels_by_width({hidden, *widths.values()}, settings.channels, settings.seed)
     identity = {
@@ -208,6 +224,7 @@ def prepare_run(settings: CollectSettings, out_dir: Path, placement: Placement) 
         stable_hash(identity),
         widths,
         by_width,
+        attention_widths(loaded, points),
     )
 
 
@@ -245,7 +262,7 @@ def store_attributes(run: PreparedRun) -> dict[str, Any]:
         "model": run.loaded.describe(),
         "data": {**run.shape.data.describe(), "fingerprint": run.identity["data_fingerprint"]},
         "versions": package_versions(),
-        "point_layers": {p.name: p.depth for p in run.points},
+        "point_layers": {p.name: p.depth for p in run.points if not p.is_attention},
         **topk_attributes(run.settings.topk, run.topk_layouts()),
         "channels_by_width": {str(w): c for w, c in run.channels_by_width.items()},
         "collect_seconds": 0.0,

@@ -13,7 +13,15 @@ import re
 from dataclasses import dataclass, field
 
 from zipfstage.errors import ZipfstageError
-from zipfstage.point_names import EMBED, EMBED_LAYER, RESID_POST, SITES, point_name
+from zipfstage.point_names import (
+    ATTN,
+    BLOCK_SITES,
+    EMBED,
+    EMBED_LAYER,
+    RESID_POST,
+    SITES,
+    point_name,
+)
 
 EMBED_DEPTH = EMBED_LAYER
 _LAYER = re.compile(r"^layer_(-?\d+)$")
@@ -26,15 +34,21 @@ class Point:
     """A resolved collection point; depth -1 is the embedding output (its site is ignored)."""
 
     depth: int
-    rank: int = field(default=SITES.index(RESID_POST), compare=True)
+    rank: int = field(default=BLOCK_SITES.index(RESID_POST), compare=True)
 
     @classmethod
     def at(cls, depth: int, site: str = RESID_POST) -> Point:
-        return cls(depth, SITES.index(RESID_POST) if depth == EMBED_DEPTH else SITES.index(site))
+        rank = BLOCK_SITES.index(RESID_POST if depth == EMBED_DEPTH else site)
+        return cls(depth, rank)
 
     @property
     def site(self) -> str:
-        return EMBED if self.depth == EMBED_DEPTH else SITES[self.rank]
+        return EMBED if self.depth == EMBED_DEPTH else BLOCK_SITES[self.rank]
+
+    @property
+    def is_attention(self) -> bool:
+        """The attn site: per-head attention statistics, not a hidden state."""
+        return self.site == ATTN
 
     @property
     def name(self) -> str:
@@ -42,20 +56,23 @@ class Point:
 
 
 def resolve_sites(requested: list[str]) -> list[str]:
-    """`--sites` names (or `all`) to sites in block order."""
+    """`--sites` names (or `all`, every hidden-state site) to sites in block order; `attn`
+    (attention statistics) is named on its own, as `all,attn` or `attn`."""
     names = [s.strip().lower() for s in requested if s.strip()]
     if not names:
-        raise ZipfstageError(f"--sites is empty; use one or more of {', '.join(SITES)}, or all")
-    if "all" in names:
-        return list(SITES)
+        raise ZipfstageError(
+            f"--sites is empty; use one or more of {', '.join(BLOCK_SITES)}, or all"
+        )
     for name in names:
-        check_site(name)
-    return [s for s in SITES if s in names]
+        if name != "all":
+            check_site(name)
+    wanted = set(names) | (set(SITES) if "all" in names else set())
+    return [s for s in BLOCK_SITES if s in wanted]
 
 
 def check_site(name: str) -> None:
-    if name not in SITES:
-        raise ZipfstageError(f"unknown site {name!r}; use {', '.join(SITES)} or all")
+    if name not in BLOCK_SITES:
+        raise ZipfstageError(f"unknown site {name!r}; use {', '.join(BLOCK_SITES)} or all")
 
 
 def resolve_points(
@@ -97,7 +114,7 @@ def _layers(name: str, raw: str, n_layers: int) -> list[int]:
         return [resolved]
     raise ZipfstageError(
         f"unknown point {raw!r}; use {', '.join(KNOWN_ALIASES)} (e.g. layer_3, layer_-1), "
-        f"optionally with .<site> ({', '.join(SITES)})"
+        f"optionally with .<site> ({', '.join(BLOCK_SITES)})"
     )
 
 

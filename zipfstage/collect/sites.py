@@ -17,7 +17,7 @@ from torch import nn
 
 from zipfstage.collect.architecture import Architecture
 from zipfstage.errors import ZipfstageError
-from zipfstage.point_names import RESID_POST
+from zipfstage.point_names import ATTN, RESID_POST
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class BlockLayout:
 
     def path(self, site: str) -> str | None:
         return {
+            ATTN: self.attention,
             "attn_out": self.attention,
             "resid_mid": self.resid_mid,
             "mlp_act": self.down_proj,
@@ -118,8 +119,20 @@ def site_hook(architecture: Architecture, layer: int, site: str) -> SiteHook:
         raise ZipfstageError(
             f"{name} layer {layer} has no site {site}: {_why_missing(block, path)}"
         )
+    if site == ATTN:  # statistics per head, recorded inside the module (attention_site.py)
+        return SiteHook(module, from_input=False, width=attention_heads(architecture))
     width = _input_width(module) if site == "mlp_act" else architecture.hidden_size
     return SiteHook(module, from_input=site in FROM_INPUT, width=width)
+
+
+def attention_heads(architecture: Architecture) -> int:
+    """The number of query heads (the width of the attn site's arrays)."""
+    config = architecture.config
+    for name in ("num_attention_heads", "n_head", "num_heads"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    raise ZipfstageError(f"{architecture.model_type}: cannot tell the number of attention heads")
 
 
 def _why_missing(block: nn.Module, path: str) -> str:

@@ -37,6 +37,8 @@ class StoreSpec:
     point_channels: dict[str, list[int]] = field(default_factory=dict)
     #: channel_wise's and topk_abs's stored dtype: 16 bits for a bf16 or fp16 model
     value_dtype: str = "float32"
+    #: attn points and their number of heads ([N, heads] arrays of ATTN_METRICS)
+    attention: dict[str, int] = field(default_factory=dict)
 
 
 def package_versions() -> dict[str, str]:

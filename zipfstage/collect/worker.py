@@ -11,9 +11,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from zipfstage.collect.attention_site import attention_points
 from zipfstage.collect.hooks import point_hooks, run_until_last_point
 from zipfstage.collect.host_memory import keep_freed_memory
 from zipfstage.collect.plan import PreparedRun
+from zipfstage.collect.points import Point
 from zipfstage.collect.reducer import MetricReducer
 from zipfstage.collect.write_behind import WriteBehind
 from zipfstage.progress import Advance
@@ -23,6 +25,17 @@ from zipfstage.store import StoreWriter
 def positions_for(batch: np.ndarray) -> np.ndarray:
     rows, seq_len = batch.shape
     return np.tile(np.arange(seq_len, dtype=np.int32), rows)
+
+
+def hidden_only(reducer: MetricReducer) -> Callable[[Point, torch.Tensor], None]:
+    """The reducer's callback for hidden-state points; an attn point's hook only marks where
+    its attention module ended (its statistics are recorded inside it)."""
+
+    def callback(point: Point, hidden: torch.Tensor) -> None:
+        if not point.is_attention:
+            reducer(point, hidden)
+
+    return callback
 
 
 def collect_batches(
@@ -50,8 +63,10 @@ def collect_batches(
     if device.type == "cpu":
         keep_freed_memory()  # the forward's activations would page-fault in afresh every batch
     seen = 0
+    bos = run.loaded.tokenizer.bos_token_id
     with (
-        point_hooks(architecture, run.points, reducer),
+        attention_points(architecture, run.points, bos) as attention,
+        point_hooks(architecture, run.points, hidden_only(reducer)),
         torch.inference_mode(),
         WriteBehind(writer, advance, in_background=device.type != "cpu") as write_behind,
     ):
@@ -63,6 +78,7 @@ def collect_batches(
                 continue
             run_until_last_point(architecture, torch.from_numpy(batch).to(device))
             values = reducer.to_host()
+            values.update(attention.to_host())
             write_behind.submit(batch_index, batch.ravel(), positions_for(batch), values)
             if stop_requested():
                 write_behind.wait()

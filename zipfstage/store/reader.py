@@ -10,7 +10,7 @@ import numpy as np
 import zarr
 
 from zipfstage.errors import ZipfstageError
-from zipfstage.records import CHANNEL_WISE, TOPK_ARRAYS
+from zipfstage.records import ATTN_METRICS, CHANNEL_WISE, TOPK_ARRAYS
 from zipfstage.store.attributes import RunAttributes
 from zipfstage.store.integrity import Damage, missing_chunks, unreadable_chunks
 from zipfstage.store.layout import (
@@ -67,6 +67,13 @@ class StoreReader:
     def metrics(self) -> list[str]:
         """The per-token metrics that fit, plot and report treat one by one (no top-k arrays)."""
         return [m for m in self.attributes.metrics if m not in TOPK_ARRAYS]
+
+    @property
+    def attention_points(self) -> dict[str, int]:
+        """The attn points (`layer_3.attn`) and their number of heads; {} without --sites attn.
+        Their ATTN_METRICS are [N, heads] arrays; they are not among `points`."""
+        listing = self.info.get("attention") or {}
+        return {str(name): int(heads) for name, heads in (listing.get("points") or {}).items()}
 
     @property
     def scalar_metrics(self) -> list[str]:
@@ -146,7 +153,8 @@ class StoreReader:
         return data[self.committed_rows[: data.shape[0]]]
 
     def metric(self, point: str, metric: str, skip_positions: int = 0) -> np.ndarray:
-        """Committed values of one metric: [N] for scalars, [N, k] for channel_wise.
+        """Committed values of one metric: [N] for scalars, [N, k] for channel_wise, [N, heads]
+        for an attn point's metrics.
 
         `skip_positions` drops the tokens at sequence positions below it (position 0 is the
         attention sink; with BOS prepended it is the same token, and so the same value, in every
@@ -167,6 +175,12 @@ class StoreReader:
         return self._positions
 
     def require(self, point: str, metric: str) -> None:
+        if point in self.attention_points:
+            if metric not in ATTN_METRICS:
+                raise ZipfstageError(
+                    f"{point} holds the attention metrics {', '.join(ATTN_METRICS)}, not {metric!r}"
+                )
+            return
         if point not in self.points:
             raise ZipfstageError(
                 f"point {point!r} is not in the store; it has: {', '.join(self.points)}"

@@ -23,7 +23,7 @@ from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
 from zipfstage.errors import ZipfstageError
-from zipfstage.records import CHANNEL_WISE, TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
+from zipfstage.records import ATTN_METRICS, CHANNEL_WISE, TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
 from zipfstage.store.chunk_write import ChunkFile
 from zipfstage.store.integrity import batch_digest
 from zipfstage.store.layout import (
@@ -92,12 +92,15 @@ def create_store(
     topk: Mapping[str, TopkLayout] | None = None,
     point_channels: Mapping[str, list[int]] | None = None,
     value_dtype: str = "float32",
+    attention: Mapping[str, int] | None = None,
 ) -> None:
     """Lay out every array in a temporary folder, then move it into place in one rename.
 
     `topk` maps points to their top-k layout; those points get topk_abs/_channel/_sign [N, k].
     `point_channels` gives a point's own channel_wise indices (a d_ff site samples from d_ff).
     `value_dtype` is channel_wise's and topk_abs's stored dtype (`store.values.half_dtype`).
+    `attention` maps attn points to their heads: each gets the ATTN_METRICS as [N, heads], and
+    is listed in the root attribute "attention", not in "points" (it has no hidden metrics).
     The store gets a fresh `store_id` (its generation). A symbolic link at `path` is replaced,
     never what it points to. A failed write (full disk, no permission) leaves `path` as it was.
     """
@@ -114,6 +117,8 @@ def create_store(
             _create_metrics(root, plan, point, metrics, channels, value_dtype)
         for point, layout in (topk or {}).items():
             _create_topk(root, point, layout, plan, value_dtype)
+        if attention:
+            _create_attention(root, plan, dict(attention))
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise write_error(f"cannot create the store {path}", exc) from None
@@ -230,6 +235,25 @@ def _create_topk(
             },
             dimension_names=("token", "rank"),
         )
+
+
+def _create_attention(root: zarr.Group, plan: StorePlan, attention: dict[str, int]) -> None:
+    """Each attn point's [N, heads] float32 arrays, NaN until written, and their listing."""
+    for point, heads in attention.items():
+        for metric in ATTN_METRICS:
+            root.create_array(
+                metric_array_name(point, metric),
+                shape=(plan.planned_rows, heads),
+                chunks=(collect_chunk_rows(plan, 4 * heads), heads),
+                dtype="float32",
+                fill_value=float("nan"),
+                compressors=None,
+                chunk_key_encoding=FLAT_CHUNK_KEYS,
+                dimension_names=("token", "head"),
+            )
+    info = root_info(root)
+    info["attention"] = {"points": attention, "metrics": list(ATTN_METRICS)}
+    root.attrs[ROOT_ATTR] = info
 
 
 class StoreWriter:
