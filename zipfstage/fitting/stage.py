@@ -24,7 +24,8 @@ import numpy as np
 from zipfstage.config import FitSettings, stable_hash
 from zipfstage.fitting.api import fit_power_law
 from zipfstage.fitting.continuous import KsRule
-from zipfstage.records import CHANNEL_WISE, STATUS_FAILED, FitRecord
+from zipfstage.point_names import ATTN, site_of
+from zipfstage.records import ATTN_FITTED, CHANNEL_WISE, STATUS_FAILED, FitRecord
 from zipfstage.stage import Progress, StageResult
 from zipfstage.store.fits import read_fit_records, read_input_hash, write_fit, write_fits_json
 from zipfstage.store.lock import holds_reading_lock
@@ -121,6 +122,8 @@ def plan_pairs(
 ) -> tuple[list[Pair], list[Key]]:
     """Hash each selected pair's inputs; a pair whose stored fit has the same hash is skipped."""
     points, metrics = store.select(settings.points, settings.metrics)
+    pairs = [(point, metric) for point in points for metric in metrics]
+    pairs += attention_pairs(store, settings.points, settings.metrics)
     fit_settings = {
         "max_samples": settings.max_samples,
         "bootstrap": settings.bootstrap,
@@ -132,21 +135,38 @@ def plan_pairs(
     }
     todo: list[Pair] = []
     skipped: list[Key] = []
-    for point in points:
-        for metric in metrics:
-            inputs = {
-                "store": store.attributes.generation,
-                "n_tokens": store.n_tokens,
-                "point": point,
-                "metric": metric,
-                "settings": fit_settings,
-            }
-            input_hash = stable_hash(inputs)
-            if not force and read_input_hash(run_dir, point, metric) == input_hash:
-                skipped.append((point, metric))
-            else:
-                todo.append(Pair(point, metric, input_hash))
+    for point, metric in pairs:
+        inputs = {
+            "store": store.attributes.generation,
+            "n_tokens": store.n_tokens,
+            "point": point,
+            "metric": metric,
+            "settings": fit_settings,
+        }
+        input_hash = stable_hash(inputs)
+        if not force and read_input_hash(run_dir, point, metric) == input_hash:
+            skipped.append((point, metric))
+        else:
+            todo.append(Pair(point, metric, input_hash))
     return todo, skipped
+
+
+def attention_pairs(store: StoreReader, points: list[str], metrics: list[str]) -> list[Key]:
+    """The attn points' fitted metrics (ATTN_FITTED, one fit per head), where selected: all
+    points, or the attn point by name; all metrics, or the metric by name."""
+    every_point, every_metric = points in ([], ["all"]), metrics in ([], ["all"])
+    return [
+        (point, metric)
+        for point in store.attention_points
+        if every_point or point in points
+        for metric in ATTN_FITTED
+        if every_metric or metric in metrics
+    ]
+
+
+def per_column(point: str, metric: str) -> bool:
+    """Whether a pair is fitted column by column: channel_wise's channels, an attn point's heads."""
+    return metric == CHANNEL_WISE or site_of(point) == ATTN
 
 
 def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[FitTask]:
@@ -156,8 +176,12 @@ def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[Fi
     rows = data.shape[0]
     if settings.max_samples and rows > settings.max_samples:
         data = data[np.sort(rng.choice(rows, size=settings.max_samples, replace=False))]
-    if pair.metric != CHANNEL_WISE:
-        columns: list[tuple[int | None, np.ndarray]] = [(None, np.asarray(data, np.float64))]
+    if site_of(pair.point) == ATTN:  # the heads are the columns; the values are >= 0 already
+        columns: list[tuple[int | None, np.ndarray]] = [
+            (head, data[:, head].astype(np.float64)) for head in range(data.shape[1])
+        ]
+    elif pair.metric != CHANNEL_WISE:
+        columns = [(None, np.asarray(data, np.float64))]
     else:
         channels = store.point_channels(pair.point)
         labels = channels if len(channels) == data.shape[1] else list(range(data.shape[1]))
@@ -238,7 +262,7 @@ def write_pair(
     """Store one pair's record (a list of records for channel_wise) and its curves, into the
     store generation `store_id` only."""
     point, metric = key
-    if metric != CHANNEL_WISE:
+    if not per_column(point, metric):
         record, curves = records[0].to_record(), records[0].curves()
         write_fit(run_dir, point, metric, record, input_hash, curves, store_id=store_id)
         return

@@ -16,6 +16,7 @@ from zipfstage.errors import ZipfstageError
 from zipfstage.outliers.channel_tail import HillAccumulator
 from zipfstage.outliers.dettmers import DettmersCounter, dettmers_channels
 from zipfstage.outliers.persistence import PersistenceCounter, add_layers
+from zipfstage.outliers.sinks import sink_analysis
 from zipfstage.outliers.source import PointInfo, iter_chunks, topk_points
 from zipfstage.outliers.sun import Decode, MassiveAccumulator, massive_summary
 from zipfstage.outliers.super_weight import ChannelMax, super_weight_candidate, super_weight_pairs
@@ -43,6 +44,8 @@ class OutlierReport:
     first_massive_layer: int | None = None
     dettmers_channels: list[dict[str, Any]] = field(default_factory=list)
     super_weights: list[dict[str, Any]] = field(default_factory=list)
+    #: sink share per layer and the first sink layer (`sinks.sink_analysis`); None without attn
+    attention_sinks: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, **jsonable(asdict(self))}
@@ -87,6 +90,7 @@ def analyse_outliers(
             progress(done, total)
     add_layers(report.points, infos, shares)
     report.first_massive_layer = _first_massive_layer(report.points, infos)
+    report.attention_sinks = sink_analysis(reader, report.first_massive_layer, report.n_layers)
     report.dettmers_channels = dettmers_channels(
         dettmers, settings.dettmers_layer_share, settings.dettmers_position_share
     )

@@ -17,6 +17,7 @@ from zipfstage.outliers.analysis import read_outliers
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.dashboards import channel_heatmap_figure, dashboard_figure
 from zipfstage.plotting.diagnostics import diagnostics_figure
+from zipfstage.plotting.attention_sinks import attention_sinks_figure, sink_share_figure
 from zipfstage.plotting.hill_tail import hill_tail_figure
 from zipfstage.plotting.massive import massive_figure
 from zipfstage.plotting.multi_layer import multi_layer_figure
@@ -30,7 +31,13 @@ from zipfstage.store.reader import StoreReader
 #: per-(point, metric) figures: they read one sample and one fit
 PER_FIT = ("ccdf", "rank_frequency", "diagnostics")
 #: figures of the outlier analysis (outliers.json); each may have nothing to draw
-OUTLIER_KINDS = ("massive_activations", "outlier_channels", "hill_tail")
+OUTLIER_KINDS = (
+    "massive_activations",
+    "outlier_channels",
+    "hill_tail",
+    "attention_sinks",
+    "sink_share",
+)
 
 
 @dataclass(frozen=True)
@@ -113,4 +120,6 @@ _DRAWERS: dict[str, _Drawer] = {
     "massive_activations": _outlier(massive_figure),
     "outlier_channels": _outlier(outlier_channels_figure),
     "hill_tail": _outlier(hill_tail_figure),
+    "attention_sinks": _outlier(attention_sinks_figure),
+    "sink_share": _outlier(sink_share_figure),
 }
