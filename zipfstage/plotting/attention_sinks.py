@@ -31,6 +31,7 @@ def attention_sinks_figure(outliers: dict[str, Any]) -> Figure | None:
         fig = style.new_figure((min(11.0, 4.6 + 0.32 * heads), height))
         ax = fig.add_subplot()
         image = ax.imshow(grid, aspect="auto", cmap=style.SEQUENTIAL_CMAP, vmin=0, vmax=1)
+        ax.grid(False)
         fig.colorbar(image, ax=ax, label="mean attention on position 0", pad=0.02)
         step = max(1, len(layers) // 24)
         ax.set_yticks(range(0, len(layers), step), [str(x) for x in layers[::step]])
@@ -87,29 +88,25 @@ def sink_share_figure(outliers: dict[str, Any]) -> Figure | None:
     layers = [entry["layer"] for entry in sinks["layers"]]
     shares = [100 * entry["sink_share"] for entry in sinks["layers"]]
     with style.styled():
-        fig = style.new_figure(style.SINGLE)
+        fig = style.new_figure((6.4, 5.2))
         ax = fig.add_subplot()
-        ax.plot(layers, shares, color=SINK_COLOR, marker="o", ms=4, lw=1.6)
-        ax.axhline(100 * sinks["layer_share"], color=style.MUTED_COLOR, lw=0.9, ls=":")
+        ax.plot(layers, shares, color=SINK_COLOR, marker="o", ms=4, lw=1.6, label="sink share")
+        ax.axhline(
+            100 * sinks["layer_share"],
+            color=style.MUTED_COLOR,
+            lw=0.9,
+            ls=":",
+            label=f"sink layer: {100 * sinks['layer_share']:.0f} % of heads",
+        )
         ax.set_ylim(-3, 103)
-        for layer, label, color, height in (
-            (outliers.get("first_massive_layer"), "first massive", MASSIVE_COLOR, 0.92),
-            (sinks.get("first_sink_layer"), "first sink", FIRST_SINK_COLOR, 0.80),
+        for layer, label, color in (
+            (outliers.get("first_massive_layer"), "first massive layer", MASSIVE_COLOR),
+            (sinks.get("first_sink_layer"), "first sink layer", FIRST_SINK_COLOR),
         ):
-            if layer is None:
-                continue
-            ax.axvline(layer, color=color, lw=0.9, ls="--")
-            ax.annotate(
-                f"{label}: layer {layer}",
-                (layer, height),
-                xycoords=("data", "axes fraction"),
-                xytext=(4, 0),
-                textcoords="offset points",
-                fontsize=8,
-                color=color,
-                va="center",
-                bbox=style.NOTE_BOX,
-            )
+            if layer is not None:
+                ax.axvline(layer, color=color, lw=1.1, ls="--", label=f"{label} ({layer})")
+        # below the axes: a line that rises from 0 to 100 % crosses any label placed inside
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
         ax.set_xlabel("layer")
         ax.set_ylabel(f"sink heads (%, mean attention on position 0 > {sinks['eps']})")
         ax.set_title(f"Sink share by layer (all {sinks['seq_len']} query positions)")

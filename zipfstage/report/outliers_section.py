@@ -19,6 +19,7 @@ from zipfstage.plotting.massive import massive_figure
 from zipfstage.plotting.outlier_channels import outlier_channels_figure
 from zipfstage.report.escape import markdown_text
 from zipfstage.report.figures import REPORT_DPI, ReportFigure
+from zipfstage.report.sinks_section import sink_figures, sink_paragraph
 from zipfstage.report.tokens import TailToken, show_token
 
 SECTION = "outliers"
@@ -49,7 +50,7 @@ def outlier_figures(outliers: dict[str, Any] | None) -> list[ReportFigure]:
         figure = draw(outliers)
         if figure is not None:
             figures.append(ReportFigure(SECTION, name, title, style.png_bytes(figure, REPORT_DPI)))
-    return figures
+    return figures + sink_figures(outliers)
 
 
 def token_text(token: dict[str, Any]) -> str:
@@ -222,6 +223,8 @@ def outliers_html(
     if not outliers:
         return f"<p class='note'>{escape(note or _MISSING)}</p>"
     parts = [f"<p>{escape(_intro(outliers))}</p>", f"<p><b>{escape(summary(outliers))}</b></p>"]
+    if sinks := sink_paragraph(outliers):
+        parts.append(f"<p>{escape(sinks)}</p>")
     for key, rows in outlier_rows(outliers).items():
         parts.append(f"<h3>{escape(TITLES[key])}</h3>")
         if not rows:
@@ -252,6 +255,8 @@ def outliers_markdown(
     if not outliers:
         return [*lines, markdown_text(note or _MISSING)]
     lines += [markdown_text(_intro(outliers)), "", f"**{markdown_text(summary(outliers))}**", ""]
+    if sinks := sink_paragraph(outliers):
+        lines += [markdown_text(sinks), ""]
     for key, rows in outlier_rows(outliers).items():
         lines += [f"### {TITLES[key]}", ""]
         if not rows:
