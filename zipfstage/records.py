@@ -36,6 +36,8 @@ TOPK_ARRAYS = frozenset({TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN})
 ATTN_METRICS = ("sink", "first_token", "prev_token", "attn_max", "attn_entropy")
 #: the attn metrics `fit` fits, per head (the heads are the channels there)
 ATTN_FITTED = ("sink", "attn_entropy")
+#: how an attn point's name ends (`layer_3.attn`; point_names.ATTN)
+ATTN_SUFFIX = ".attn"
 
 #: the likelihood-ratio alternatives, in the order tables show them
 ALTERNATIVES = ("lognormal", "exponential", "stretched_exponential", "truncated_power_law")
@@ -280,6 +282,8 @@ def parse_records(records: RawRecords) -> tuple[FitTable, ChannelFits]:
     scalar: FitTable = {}
     channels: ChannelFits = {}
     for point, by_metric in records.items():
+        if point.endswith(ATTN_SUFFIX):  # per-head fits: `head_fits` reads them
+            continue
         for metric, record in by_metric.items():
             if metric == CHANNEL_WISE or isinstance(record, list):
                 items = record if isinstance(record, list) else [record]
@@ -290,6 +294,20 @@ def parse_records(records: RawRecords) -> tuple[FitTable, ChannelFits]:
             else:
                 scalar.setdefault(point, {})[metric] = FitRecord.from_record(point, metric, record)
     return scalar, channels
+
+
+def head_fits(records: RawRecords) -> dict[str, dict[str, list[FitRecord]]]:
+    """The attn points' per-head fits: {point: {metric: [fit per head, in head order]}}."""
+    fits: dict[str, dict[str, list[FitRecord]]] = {}
+    for point, by_metric in records.items():
+        if not point.endswith(ATTN_SUFFIX):
+            continue
+        for metric, record in by_metric.items():
+            items = record if isinstance(record, list) else [record]
+            fits.setdefault(point, {})[metric] = [
+                FitRecord.from_record(point, metric, r) for r in items if isinstance(r, dict)
+            ]
+    return fits
 
 
 def lookup(table: FitTable, point: str, metric: str) -> FitRecord:

@@ -121,9 +121,7 @@ def plan_pairs(
     run_dir: Path, store: StoreReader, settings: FitSettings, force: bool
 ) -> tuple[list[Pair], list[Key]]:
     """Hash each selected pair's inputs; a pair whose stored fit has the same hash is skipped."""
-    points, metrics = store.select(settings.points, settings.metrics)
-    pairs = [(point, metric) for point in points for metric in metrics]
-    pairs += attention_pairs(store, settings.points, settings.metrics)
+    pairs = selected_pairs(store, settings.points, settings.metrics)
     fit_settings = {
         "max_samples": settings.max_samples,
         "bootstrap": settings.bootstrap,
@@ -151,16 +149,25 @@ def plan_pairs(
     return todo, skipped
 
 
-def attention_pairs(store: StoreReader, points: list[str], metrics: list[str]) -> list[Key]:
-    """The attn points' fitted metrics (ATTN_FITTED, one fit per head), where selected: all
-    points, or the attn point by name; all metrics, or the metric by name."""
+def selected_pairs(store: StoreReader, points: list[str], metrics: list[str]) -> list[Key]:
+    """Every selected (point, metric): the hidden-state pairs, then the attn points' fitted
+    metrics (ATTN_FITTED, one fit per head). Points and metrics are "all" or names, and a name
+    may be an attn point (`layer_3.attn`) or metric (`sink`): `--metrics sink` fits only those."""
     every_point, every_metric = points in ([], ["all"]), metrics in ([], ["all"])
-    return [
+    attn_points = [p for p in points if p in store.attention_points]
+    attn_metrics = [m for m in metrics if m in ATTN_FITTED]
+    hidden_points = [p for p in points if p not in attn_points]
+    hidden_metrics = [m for m in metrics if m not in attn_metrics]
+    pairs: list[Key] = []
+    if (every_point or hidden_points) and (every_metric or hidden_metrics):
+        chosen, measures = store.select(hidden_points or ["all"], hidden_metrics or ["all"])
+        pairs += [(point, metric) for point in chosen for metric in measures]
+    return pairs + [
         (point, metric)
         for point in store.attention_points
-        if every_point or point in points
+        if every_point or point in attn_points
         for metric in ATTN_FITTED
-        if every_metric or metric in metrics
+        if every_metric or metric in attn_metrics
     ]
 
 
