@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from tests.tiny_models import LAYERS
 from zipfstage.cli import app
+from zipfstage.compare.outliers import read_sink_shares
+from zipfstage.compare.sinks import sink_by_depth_figure
 from zipfstage.outliers.analysis import read_outliers
 from zipfstage.outliers.sinks import relation
 from zipfstage.plotting.attention_sinks import attention_sinks_figure, sink_share_figure
@@ -112,3 +114,20 @@ def test_figures_and_report_paragraph(run_dir: Path) -> None:
         assert "Attention sinks (Gu et al. 2025)" in text
         assert "so compare only a run at --seq-len 64" in text  # T = 32 here
     assert "assets/sink_share.png" in markdown and "assets/attention_sinks.png" in markdown
+
+
+def test_compare_reads_sink_shares_by_relative_depth() -> None:
+    data = {
+        "attention_sinks": {
+            "layers": [
+                {"layer": 0, "sink_share": 0.0},
+                {"layer": 3, "sink_share": 0.75},
+                {"layer": 2, "sink_share": None},  # malformed entries are left out
+                "junk",
+            ]
+        }
+    }
+    assert read_sink_shares(data, n_layers=4) == ((0.0, 0.0), (1.0, 0.75))
+    assert read_sink_shares({}, n_layers=4) == ()
+    figure = sink_by_depth_figure([(0, "run a", ((0.0, 0.0), (1.0, 0.75))), (1, "run b", ())])
+    assert len(figure.axes[0].lines) == 3  # two runs and the 50 % line

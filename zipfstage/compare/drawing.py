@@ -21,6 +21,7 @@ from zipfstage.compare.figures import (
     ccdf_overlay_figure,
     massive_by_depth_figure,
 )
+from zipfstage.compare.sinks import sink_by_depth_figure
 from zipfstage.plotting.samples import SampleCache
 from zipfstage.plotting.style import png_bytes, save_figure
 from zipfstage.plotting.thinning import SortedSample
@@ -66,6 +67,11 @@ def draw_all(
     ]
     if any(rows for _, _, rows in massive):
         keep(massive_by_depth_figure(massive), "massive_by_depth", "Massive activations by depth")
+    sinks = [
+        (i, run.label, run.outliers.sinks) for i, run in enumerate(content.runs) if run.outliers
+    ]
+    if any(shares for _, _, shares in sinks):  # named so the massive section shows it too
+        keep(sink_by_depth_figure(sinks), "massive_by_depth_sinks", "Sink share by depth")
 
 
 def _overlays(

@@ -16,6 +16,25 @@ from zipfstage.compare.depth import parse_point, relative_depth
 
 OUTLIERS_JSON = "outliers.json"
 
+#: (relative depth, sink share in [0, 1]) of each collected attn layer, shallow first
+SinkShares = tuple[tuple[float, float], ...]
+
+
+def read_sink_shares(data: dict[str, Any], n_layers: int) -> SinkShares:
+    """outliers.json's attention_sinks as (depth, share); () when absent or malformed."""
+    sinks = data.get("attention_sinks")
+    layers = sinks.get("layers") if isinstance(sinks, dict) else None
+    if not isinstance(layers, list):
+        return ()
+    shares = []
+    for entry in layers:
+        if not isinstance(entry, dict):
+            continue
+        layer, share = entry.get("layer"), entry.get("sink_share")
+        if isinstance(layer, int) and isinstance(share, int | float) and math.isfinite(share):
+            shares.append((relative_depth(layer, n_layers), float(share)))
+    return tuple(sorted(shares))
+
 
 @dataclass(frozen=True)
 class Massive:
@@ -36,6 +55,8 @@ class Outliers:
     points: list[Massive]
     first_massive_layer: int | None
     store_id: str | None
+    #: the sink share by relative depth, when the run collected the attn site
+    sinks: SinkShares = ()
 
 
 def read_outliers(run_dir: Path, n_layers: int) -> tuple[Outliers | None, str | None]:
@@ -58,6 +79,7 @@ def read_outliers(run_dir: Path, n_layers: int) -> tuple[Outliers | None, str | 
         points=sorted(rows, key=lambda m: (m.depth, m.layer)),
         first_massive_layer=first if isinstance(first, int) else None,
         store_id=str(store_id) if store_id is not None else None,
+        sinks=read_sink_shares(data, layers),
     ), None
 
 
