@@ -44,20 +44,24 @@ def attention_sinks_figure(outliers: dict[str, Any]) -> Figure | None:
 
 
 def _mark_rows(ax: Axes, layers: list[int], massive: int | None, sink: int | None) -> None:
-    """Outline the first massive layer's and the first sink layer's rows, labelled outside."""
+    """Outline the first massive layer's and the first sink layer's rows, labelled outside;
+    labels of adjacent rows move apart (up for the shallower), one label when they coincide."""
     marks = [(massive, "first massive", MASSIVE_COLOR), (sink, "first sink", FIRST_SINK_COLOR)]
-    for index, (layer, label, color) in enumerate(marks):
-        if layer is None or layer not in layers:
-            continue
-        row = layers.index(layer)
-        width = ax.get_xlim()[1] - ax.get_xlim()[0]
-        left = ax.get_xlim()[0]
-        ax.add_patch(_rectangle(left, row - 0.5, width, color, inset=0.06 * index))
+    shown = [(layer, label, color) for layer, label, color in marks if layer is not None]
+    shown = [(layer, label, color) for layer, label, color in shown if layer in layers]
+    if len(shown) == 2 and massive == sink:
+        shown = [(shown[0][0], "first massive = first sink", MASSIVE_COLOR)]
+    rows = [layers.index(layer) for layer, _, _ in shown]
+    close = len(rows) == 2 and abs(rows[0] - rows[1]) <= 1
+    left, right = ax.get_xlim()
+    for index, ((layer, label, color), row) in enumerate(zip(shown, rows, strict=True)):
+        shift = (7 if row == min(rows) else -7) if close else 0
+        ax.add_patch(_rectangle(left, row - 0.5, right - left, color, inset=0.06 * index))
         ax.annotate(
             f"{label} ({layer})",
             (0, row),
             xycoords=("axes fraction", "data"),
-            xytext=(-34, -9 + 18 * index),
+            xytext=(-34, shift),
             textcoords="offset points",
             ha="right",
             va="center",
