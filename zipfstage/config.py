@@ -49,7 +49,8 @@ class CollectSettings(_Section):
     seq_len: int = Field(default=256, gt=1)
     prepend_bos: bool = True
     points: list[str] = Field(default_factory=lambda: ["embed", "middle", "last"])
-    #: sites read at every selected layer (attn_out, resid_mid, mlp_act, mlp_out, resid_post, all)
+    #: sites read at every selected layer (attn_out, resid_mid, mlp_act, mlp_out, resid_post, all;
+    #: attn, the per-head attention statistics, is named on its own)
     sites: list[str] = Field(default_factory=lambda: ["resid_post"])
     metrics: list[str] = Field(default_factory=lambda: ["all"])
     channels: int = Field(default=64, ge=0)

@@ -66,7 +66,8 @@ SitesOption = Annotated[
     str | None,
     typer.Option(
         help="Sites at every selected layer: attn_out,resid_mid,mlp_act,mlp_out,resid_post "
-        "or all (default: resid_post). --points also takes <layer>.<site>, e.g. middle.mlp_act."
+        "or all (default: resid_post); attn adds per-head attention statistics (not in all). "
+        "--points also takes <layer>.<site>, e.g. middle.mlp_act."
     ),
 ]
 ChannelsOption = Annotated[
