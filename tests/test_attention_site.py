@@ -174,3 +174,28 @@ def test_attn_on_an_attention_outside_the_interface_exits_2_and_writes_nothing(
     assert not out.exists()
     # the same model without attn collects (the refusal is about the site only)
     assert _collect(model, out, "--points", "last").exit_code == 0
+
+
+def test_softcap_window_and_gqa_without_a_mask_match_numpy() -> None:
+    """The path no tiny model takes (a kernel called without a mask, as FlashAttention is, with
+    a sliding window and Gemma-2's softcapping) against a float64 numpy softmax."""
+    generator = torch.Generator().manual_seed(2)
+    query = torch.randn(2, 4, 10, 8, generator=generator)
+    key = torch.randn(2, 2, 10, 8, generator=generator)
+    scaling, cap, window = 0.35, 3.0, 4
+    call = AttentionCall(scaling=scaling, mask=None, sliding_window=window, softcap=cap)
+    got = attention_stats(query, key, call, torch.tensor([1, 0])).numpy()
+    q, k = query.double().numpy(), np.repeat(key.double().numpy(), 2, axis=1)  # head h -> h // 2
+    logits = np.tanh(np.einsum("bhid,bhjd->bhij", q, k) * scaling / cap) * cap
+    i, j = np.arange(10)[:, None], np.arange(10)[None, :]
+    logits = np.where((j <= i) & (j > i - window), logits, -np.inf)
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    prev = p[:, :, np.arange(10), np.maximum(np.arange(10) - 1, 0)]
+    prev[:, :, 0] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(-1)
+    first = np.stack([p[0, :, :, 1], p[1, :, :, 0]])
+    for index, expected in enumerate([p[..., 0], first, prev, p.max(-1), entropy]):
+        flat = expected.transpose(0, 2, 1).reshape(20, 4)
+        np.testing.assert_allclose(got[index], flat, rtol=0, atol=1e-5, err_msg=ATTN_METRICS[index])
