@@ -14,10 +14,10 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from zipfstage.outliers.analysis import read_outliers
+from zipfstage.plotting.attention_sinks import attention_sinks_figure, sink_share_figure
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.dashboards import channel_heatmap_figure, dashboard_figure
 from zipfstage.plotting.diagnostics import diagnostics_figure
-from zipfstage.plotting.attention_sinks import attention_sinks_figure, sink_share_figure
 from zipfstage.plotting.hill_tail import hill_tail_figure
 from zipfstage.plotting.massive import massive_figure
 from zipfstage.plotting.multi_layer import multi_layer_figure
