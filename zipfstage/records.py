@@ -72,9 +72,18 @@ class Comparison:
     p: float | None = None
     params: dict[str, float] = field(default_factory=dict)
     nested: bool = False
+    #: the alternative's optimiser ended at a stationary point (`fitting.newton.Minimum`); False:
+    #: R is from the best point it reached, and the record is flagged `comparison_not_converged`
+    converged: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"R": self.R, "p": self.p, "params": dict(self.params), "nested": self.nested}
+        return {
+            "R": self.R,
+            "p": self.p,
+            "params": dict(self.params),
+            "nested": self.nested,
+            "converged": self.converged,
+        }
 
     @classmethod
     def from_dict(cls, name: str, value: Mapping[str, Any]) -> Comparison:
@@ -85,6 +94,7 @@ class Comparison:
             p=_float(value.get("p")),
             params={k: float(v) for k, v in params.items()},
             nested=bool(value.get("nested", False)),
+            converged=bool(value.get("converged", True)),
         )
 
 

@@ -21,6 +21,19 @@ KS_RULES = ("powerlaw", "sup")
 #: share of repeated values in the tail above which the fit is flagged "ties"
 TIES_SHARE = 0.01
 
+#: The closed list of reasons a fit is not "ok" (status, text the reason contains). Without
+#: constraints the caller set (`min_tail`, `alpha_range`, `xmin`) only the first two occur, so
+#: 5 or more positive finite values of which 2 or more are distinct are always fitted; an
+#: alternative whose optimiser did not converge never makes a fit fail (its comparison says so,
+#: and the record is flagged `comparison_not_converged`). Tested in tests/test_fitting_steep.py.
+NOT_OK_REASONS: tuple[tuple[str, str], ...] = (
+    (STATUS_TOO_FEW, "positive finite values (need"),  # fewer than MIN_VALUES
+    (STATUS_FAILED, "all values are equal"),
+    (STATUS_TOO_FEW, "values, fewer than min_tail"),
+    (STATUS_FAILED, "no candidate xmin gives an allowed alpha and tail size"),
+    (STATUS_TOO_FEW, "fewer than 2 distinct values at or above xmin"),
+)
+
 
 def fit_power_law(
     x: np.ndarray,
@@ -168,7 +181,11 @@ def _with_comparisons(
     """Likelihood-ratio tests need the untruncated law: with xmax they are skipped, and flagged."""
     if xmax is not None:
         return result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
-    return result.replace(comparisons=compare_alternatives(tail_values, tail.xmin, tail.alpha))
+    comparisons = compare_alternatives(tail_values, tail.xmin, tail.alpha)
+    flags = result.flags
+    if not all(c.converged for c in comparisons.values()):
+        flags = (*flags, "comparison_not_converged")
+    return result.replace(comparisons=comparisons, flags=flags)
 
 
 def _flags(

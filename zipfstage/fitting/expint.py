@@ -17,6 +17,8 @@ _TINY = 1e-17
 _NEAR_INTEGER = 1e-4
 _EULER = 0.5772156649015329
 _ZETA3 = 1.2020569031595942
+#: exp of more than this overflows a float
+_LOG_MAX = 709.0
 
 
 def log_expint(p: float, x: float) -> float:
@@ -61,7 +63,23 @@ def _series(p: float, x: float) -> float:
         term *= -x / (k + 1)
     if near:
         return _pole_pair(m, eps, x) - total
-    return x ** (p - 1.0) * math.gamma(1.0 - p) - total
+    return _gamma_term(p, x) - total
+
+
+def _gamma_term(p: float, x: float) -> float:
+    """x^(p-1) Gamma(1-p) in log space: for a steep tail (p ~ 70 and more) Gamma(1-p) alone
+    overflows a float while the product underflows to nothing."""
+    exponent = (p - 1.0) * math.log(x) + math.lgamma(1.0 - p)
+    if exponent > _LOG_MAX:
+        return math.inf
+    return _gamma_sign(1.0 - p) * math.exp(exponent)
+
+
+def _gamma_sign(z: float) -> float:
+    """Sign of Gamma(z): positive for z > 0, alternating between the poles below."""
+    if z > 0.0:
+        return 1.0
+    return -1.0 if math.floor(z) % 2 else 1.0
 
 
 def _pole_pair(m: int, eps: float, x: float) -> float:
@@ -74,4 +92,6 @@ def _pole_pair(m: int, eps: float, x: float) -> float:
     slope = math.log(x) + math.pi**2 * eps / 6.0 - psi0 - eps * psi1 / 2.0 - eps * eps * psi2 / 6.0
     dh = eps * slope
     ratio = math.expm1(dh) / dh if dh != 0.0 else 1.0
-    return (-1.0) ** m * x ** (m - 1) / math.factorial(m - 1) * slope * ratio
+    # x^(m-1) / (m-1)! in log space: (m-1)! is no float beyond m = 171
+    power = math.exp((m - 1) * math.log(x) - math.lgamma(m))
+    return (-1.0) ** m * power * slope * ratio
