@@ -146,6 +146,8 @@ class FitRecord:
     #: the store generation the fit was computed from (`RunAttributes.store_id`)
     store_id: str | None = None
     flags: tuple[str, ...] = ()
+    #: fitted as a discrete power law on the integers (`fit_power_law(x, discrete=True)`)
+    discrete: bool = False
     comparisons: dict[str, Comparison] = field(default_factory=dict)
     scan: ScanCurves | None = field(default=None, repr=False, compare=False)
     bootstrap_alpha: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -199,7 +201,7 @@ class FitRecord:
                 record[key] = None if record[key] is None else list(record[key])
             record["comparisons"] = {k: c.to_dict() for k, c in self.comparisons.items()}
             record.update(status=self.status, reason=self.reason, flags=list(self.flags))
-            record["discrete"] = False  # the fit is continuous; the key stays for old readers
+            record["discrete"] = self.discrete
         for key in _CONTEXT_KEYS:
             if getattr(self, key) is not None:
                 record[key] = getattr(self, key)
@@ -241,6 +243,7 @@ class FitRecord:
             alpha_ci=_pair(record.get("alpha_ci")),
             xmin_ci=_pair(record.get("xmin_ci")),
             flags=tuple(str(f) for f in record.get("flags") or []),
+            discrete=record.get("discrete") is True,
             comparisons=comparisons,
             **numbers,  # type: ignore[arg-type]
             **counts,  # type: ignore[arg-type]

@@ -35,9 +35,7 @@ class Minimum:
     iterations: int
 
 
-def minimise(
-    f: Objective, grad: Gradient, u: float, v: float, max_iter: int = 100
-) -> Minimum:
+def minimise(f: Objective, grad: Gradient, u: float, v: float, max_iter: int = 100) -> Minimum:
     """argmin of f(u, v) over v >= 0 from (u, v), with backtracking on f.
 
     The iteration runs until its steps stall (or no step decreases f, or max_iter); then the
