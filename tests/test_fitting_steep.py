@@ -4,6 +4,7 @@ converged comparisons, or refused with a reason from the closed list `NOT_OK_REA
 from __future__ import annotations
 
 import math
+
 import mpmath
 import numpy as np
 import pytest
@@ -93,7 +94,11 @@ def test_the_normaliser_is_finite_and_exact_for_steep_exponents(p: float) -> Non
     """log E_p(x) where Gamma(1 - p) alone overflows a float (p > ~171) or nearly does."""
     mpmath.mp.dps = 60
     for x in (1e-9, 1e-4, 0.3, 0.99, 5.0):
-        exact = mpmath.quad(lambda s: s ** (-p) * mpmath.exp(-x * s), [1, 1 + 1 / p, 2, mpmath.inf])
+
+        def integrand(s: float, x: float = x) -> float:
+            return s ** (-p) * mpmath.exp(-x * s)
+
+        exact = mpmath.quad(integrand, [1, 1 + 1 / p, 2, mpmath.inf])
         assert log_expint(p, x) == pytest.approx(float(mpmath.log(exact)), rel=1e-11, abs=1e-11)
 
 

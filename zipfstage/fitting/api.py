@@ -10,6 +10,9 @@ from zipfstage.errors import ZipfstageError
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
+from zipfstage.fitting.discrete import fixed_discrete, is_integer_valued, scan_discrete
+from zipfstage.fitting.discrete_bootstrap import discrete_bootstrap
+from zipfstage.fitting.discrete_compare import compare_discrete
 from zipfstage.fitting.prepared import Prepared, prepare
 from zipfstage.fitting.rank_slope import rank_slope
 from zipfstage.records import STATUS_FAILED, STATUS_OK, STATUS_TOO_FEW, FitRecord
@@ -48,6 +51,7 @@ def fit_power_law(
     scan: bool = False,
     exact_scan: bool = False,
     ks: KsRule = "powerlaw",
+    discrete: bool = False,
 ) -> FitRecord:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
@@ -62,30 +66,40 @@ def fit_power_law(
     lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
     the tail's rank-frequency plot. `ks_distance` is `powerlaw`'s KS distance, `ks_sup` the
     two-sided supremum (larger on ties; `ks="sup"` picks xmin by it). Unfittable data: `reason`.
+    `discrete` fits the discrete power law on the integers (`discrete.py`: Hurwitz-zeta
+    normaliser, its own alternatives and bootstrap); the data must then be integers, and `xmax`
+    is not supported.
     """
     if ks not in KS_RULES:
         raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
     prep = prepare(x, xmax=xmax)
+    if discrete:
+        _check_discrete(prep, xmax)
     refusal = _refusal(prep, xmax, min_tail)
     if refusal is not None:
         return refusal
-    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks)
+    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks, discrete)
     if not isinstance(tail, TailFit):
-        return tail
-    result = _tail_result(prep, tail, xmax, min_tail, alpha_range)
+        return tail.replace(discrete=discrete)
+    result = _tail_result(prep, tail, xmax, min_tail, alpha_range).replace(discrete=discrete)
     if compare:
         result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
     if bootstrap > 0:
-        boot = run_bootstrap(
-            prep,
-            tail,
-            bootstrap,
-            seed,
-            xmax=xmax,
-            min_tail=min_tail,
-            alpha_range=alpha_range,
-            ks=ks,
-        )
+        if discrete:
+            boot = discrete_bootstrap(
+                prep, tail, bootstrap, seed, min_tail=min_tail, alpha_range=alpha_range, ks=ks
+            )
+        else:
+            boot = run_bootstrap(
+                prep,
+                tail,
+                bootstrap,
+                seed,
+                xmax=xmax,
+                min_tail=min_tail,
+                alpha_range=alpha_range,
+                ks=ks,
+            )
         result = result.replace(
             p_value=boot.p_value,
             n_failed=boot.n_failed,
@@ -95,6 +109,16 @@ def fit_power_law(
             bootstrap_xmin=boot.xmins,
         )
     return result
+
+
+def _check_discrete(prep: Prepared, xmax: float | None) -> None:
+    """The discrete law lives on the integers; a truncation xmax is for the continuous one."""
+    if xmax is not None:
+        raise ZipfstageError("xmax is not supported with discrete=True; leave one of them out")
+    if prep.n and not is_integer_valued(prep.x):
+        raise ZipfstageError(
+            "discrete=True needs integer values (counts); these are not: fit them continuously"
+        )
 
 
 def unfit(status: str, reason: str, n: int, n_dropped: int, **extra: Any) -> FitRecord:
@@ -125,13 +149,25 @@ def _find_tail(
     exact_scan: bool,
     scan: bool,
     ks: KsRule,
+    discrete: bool = False,
 ) -> TailFit | FitRecord:
     """The tail at a given xmin, or the best by KS; an unfit result when there is none."""
     n, dropped = prep.n, prep.n_dropped
-    if xmin is not None:
+    if xmin is not None and discrete:
+        tail = fixed_discrete(prep, float(xmin), ks=ks)
+        reason = f"fewer than 2 distinct values at or above xmin={xmin}"
+        status = STATUS_TOO_FEW
+    elif xmin is not None:
         tail = fixed_tail(prep, float(xmin), xmax, ks=ks)
         reason = f"fewer than 2 distinct values at or above xmin={xmin}"
         status = STATUS_TOO_FEW
+    elif discrete:
+        tail = scan_discrete(
+            prep, min_tail=min_tail, alpha_range=alpha_range, keep_scan=scan,
+            exact_scan=exact_scan, ks=ks,
+        )  # fmt: skip
+        reason = "no candidate xmin gives an allowed alpha and tail size"
+        status = STATUS_FAILED
     else:
         tail = scan_tail(
             prep,
@@ -181,7 +217,8 @@ def _with_comparisons(
     """Likelihood-ratio tests need the untruncated law: with xmax they are skipped, and flagged."""
     if xmax is not None:
         return result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
-    comparisons = compare_alternatives(tail_values, tail.xmin, tail.alpha)
+    compare = compare_discrete if result.discrete else compare_alternatives
+    comparisons = compare(tail_values, tail.xmin, tail.alpha)
     flags = result.flags
     if not all(c.converged for c in comparisons.values()):
         flags = (*flags, "comparison_not_converged")

@@ -13,6 +13,7 @@ supremum). Both are compiled loops over the Hurwitz zeta of `discrete_kernels`.
 from __future__ import annotations
 
 import numpy as np
+
 from zipfstage.fitting.continuous import KsRule, TailFit, allowed
 from zipfstage.fitting.discrete_kernels import ks_all, log_zeta, log_zetas, mle_alpha, mle_alphas
 from zipfstage.fitting.prepared import Prepared

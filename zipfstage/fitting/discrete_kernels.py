@@ -27,12 +27,10 @@ def log_expansion(s: float, q: float) -> float:
     bracket = 1.0 + 0.5 * (s - 1.0) / q
     rising = s
     power = inv2
-    k = 0
-    for b in (_B1, _B2, _B3, _B4, _B5):
+    for k, b in enumerate((_B1, _B2, _B3, _B4, _B5)):
         bracket += b * (s - 1.0) * rising * power
         rising *= (s + 2 * k + 1) * (s + 2 * k + 2)
         power *= inv2
-        k += 1
     return (1.0 - s) * math.log(q) - math.log(s - 1.0) + math.log(bracket)
 
 
