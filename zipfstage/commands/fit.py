@@ -18,6 +18,15 @@ from zipfstage.commands.common import (
 )
 from zipfstage.progress import counting_bar
 
+DiscreteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--discrete",
+        help="Discrete power law on the integers: auto (default; when every value is an "
+        "integer and the store is not a bf16/fp16 collection), yes, no.",
+    ),
+]
+
 
 @cli_errors
 def fit_command(
@@ -55,14 +64,7 @@ def fit_command(
             "each value) or sup (the two-sided supremum, stricter on tied bf16 data).",
         ),
     ] = None,
-    discrete: Annotated[
-        str | None,
-        typer.Option(
-            "--discrete",
-            help="Discrete power law on the integers: auto (default; when every value is an "
-            "integer and the store is not a bf16/fp16 collection), yes, no.",
-        ),
-    ] = None,
+    discrete: DiscreteOption = None,
     force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
 ) -> None:
     """Fit power laws (CSN method, comparisons, optional bootstrap) to the collected metrics."""

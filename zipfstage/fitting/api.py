@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from zipfstage.errors import ZipfstageError
+from zipfstage.fitting.bootstrap import BootstrapResult
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
@@ -85,21 +86,7 @@ def fit_power_law(
     if compare:
         result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
     if bootstrap > 0:
-        if discrete:
-            boot = discrete_bootstrap(
-                prep, tail, bootstrap, seed, min_tail=min_tail, alpha_range=alpha_range, ks=ks
-            )
-        else:
-            boot = run_bootstrap(
-                prep,
-                tail,
-                bootstrap,
-                seed,
-                xmax=xmax,
-                min_tail=min_tail,
-                alpha_range=alpha_range,
-                ks=ks,
-            )
+        boot = _bootstrap(prep, tail, bootstrap, seed, xmax, min_tail, alpha_range, ks, discrete)
         result = result.replace(
             p_value=boot.p_value,
             n_failed=boot.n_failed,
@@ -109,6 +96,34 @@ def fit_power_law(
             bootstrap_xmin=boot.xmins,
         )
     return result
+
+
+def _bootstrap(
+    prep: Prepared,
+    tail: TailFit,
+    replicates: int,
+    seed: int,
+    xmax: float | None,
+    min_tail: int | None,
+    alpha_range: tuple[float | None, float | None],
+    ks: KsRule,
+    discrete: bool,
+) -> BootstrapResult:
+    """The continuous bootstrap, or the discrete one (its own synthetic tails and re-fits)."""
+    if discrete:
+        return discrete_bootstrap(
+            prep, tail, replicates, seed, min_tail=min_tail, alpha_range=alpha_range, ks=ks
+        )
+    return run_bootstrap(
+        prep,
+        tail,
+        replicates,
+        seed,
+        xmax=xmax,
+        min_tail=min_tail,
+        alpha_range=alpha_range,
+        ks=ks,
+    )
 
 
 def _check_discrete(prep: Prepared, xmax: float | None) -> None:
