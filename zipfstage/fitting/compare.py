@@ -222,9 +222,18 @@ def _truncated_power_law(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha: f
             return m_log + d_a, -math.inf
         return m_log + d_a, (m_y - math.exp(log_mean_y)) * scale
 
+    # in (s, t) with s = a + lam the slope of log p at y = 1: near y = 1 (steep tails) only
+    # a + lam is identified to first order, and the valley along it is then axis-aligned
+    def f_s(s_: float, t: float) -> float:
+        return f(s_ - t * scale, t)
+
+    def grad_s(s_: float, t: float) -> tuple[float, float]:
+        g_a, g_t = grad(s_ - t * scale, t)
+        return g_a, g_t - g_a * scale
+
     start = min([(alpha, 1e-3), (max(alpha - 1.0, 0.5), 1.0)], key=lambda p: f(*p))
-    found = minimise(f, grad, *start)
-    a, lam_y = found.u, found.v * scale
+    found = minimise(f_s, grad_s, start[0] + start[1] * scale, start[1])
+    a, lam_y = found.u - found.v * scale, found.v * scale
     pl_ll = np.log(alpha - 1.0) - alpha * log_y - np.log(xmin)
     if lam_y <= 0.0:
         return pl_ll, {"alpha": alpha, "lambda": 0.0}, found.converged

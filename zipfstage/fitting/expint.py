@@ -3,13 +3,17 @@
 E_p(x) = x^(p-1) Gamma(1-p, x): the generalised exponential integral of real order. For x >= 1 it
 is Legendre's continued fraction (evaluated by Lentz's method); below, the series
 E_p(x) = x^(p-1) Gamma(1-p) - sum_k (-x)^k / (k! (1-p+k)), whose pole pair at integer p = m is
-combined analytically when p is within 1e-4 of m. Plain `math` on scalars: a likelihood needs one
-value per step, and a Python scalar call costs microseconds where `quad` costs a millisecond.
+combined analytically when p is within 1e-4 of m; for p <= 0 and x >= 1 (a curved tail whose
+truncated-power-law fit has a negative exponent) scipy's regularised incomplete gamma. Plain
+`math` on scalars: a likelihood needs one value per step, and a Python scalar call costs
+microseconds where `quad` costs a millisecond.
 """
 
 from __future__ import annotations
 
 import math
+
+from scipy import special
 
 #: terms below this share of the running sum end the series
 _TINY = 1e-17
@@ -25,6 +29,13 @@ def log_expint(p: float, x: float) -> float:
     """log E_p(x) for x >= 0 (inf where the integral diverges: x = 0 and p <= 1)."""
     if x <= 0.0:
         return -math.log(p - 1.0) if p > 1.0 else math.inf
+    if x >= 1.0 and p <= 0.0:
+        # a = 1 - p >= 1: the regularised upper incomplete gamma (scipy) is exact where the
+        # continued fraction converges slowly or not at all (x near or below a)
+        q = float(special.gammaincc(1.0 - p, x))
+        if q > 1e-280:
+            return (p - 1.0) * math.log(x) + float(special.gammaln(1.0 - p)) + math.log(q)
+        return _continued_fraction(p, x)
     if x >= 1.0 and x + p > 0.5:
         return _continued_fraction(p, x)
     value = _series(p, x)

@@ -19,6 +19,8 @@ Gradient = Callable[[float, float], tuple[float, float]]
 #: a projected gradient component below this (objectives are mean log-likelihoods in well-scaled
 #: coordinates, and gradients come to ~1e-7 from central differences) is zero: converged
 GTOL = 1e-5
+#: a Newton decrement below this (relative to f) is a converged minimum
+DECREMENT_TOL = 1e-12
 #: a second coordinate below this, no better than the edge v = 0, is the edge
 EDGE_SNAP = 1e-9
 
@@ -78,7 +80,10 @@ def minimise(f: Objective, grad: Gradient, u: float, v: float, max_iter: int = 1
             break
     gu, gv = grad(u, v)
     if math.isfinite(gu) and (
-        (math.isfinite(gv) and _stationary(v, gu, gv))
+        (
+            math.isfinite(gv)
+            and (_stationary(v, gu, gv) or _decrement_small(grad, u, v, gu, gv, value))
+        )
         or (v < EDGE_SNAP and abs(gu) <= GTOL and _edge_is_best(f, u, value))
     ):
         return Minimum(u, v, value, True, "converged", it)
@@ -111,6 +116,17 @@ def _edge_is_best(f: Objective, u: float, value: float) -> bool:
     edge is better beyond rounding, so the edge is the optimum to double precision."""
     tol = 4.0 * 2.0**-52 * (1.0 + abs(value))
     return all(f(u, 10.0**-k) >= value - tol for k in range(1, 16))
+
+
+def _decrement_small(
+    grad: Gradient, u: float, v: float, gu: float, gv: float, value: float
+) -> bool:
+    """The Newton decrement g' H^-1 g (twice the decrease a full Newton step still promises) is
+    below rounding of f: converged whatever the coordinates' scales, where a fixed gradient
+    tolerance is too strict for a stretched coordinate (a truncated power law with lambda ~ 100)."""
+    du, dv, _ = _direction(grad, u, v, gu, gv)
+    decrement = -(gu * du + gv * dv)
+    return math.isfinite(decrement) and decrement <= DECREMENT_TOL * (1.0 + abs(value))
 
 
 def _stationary(v: float, gu: float, gv: float) -> bool:
