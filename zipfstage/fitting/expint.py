@@ -29,9 +29,9 @@ def log_expint(p: float, x: float) -> float:
     """log E_p(x) for x >= 0 (inf where the integral diverges: x = 0 and p <= 1)."""
     if x <= 0.0:
         return -math.log(p - 1.0) if p > 1.0 else math.inf
-    if x >= 1.0 and p <= 0.0:
-        # a = 1 - p >= 1: the regularised upper incomplete gamma (scipy) is exact where the
-        # continued fraction converges slowly or not at all (x near or below a)
+    if p <= 0.0:
+        # a = 1 - p >= 1: the regularised upper incomplete gamma (scipy) is exact, in log space,
+        # where the continued fraction converges slowly or not at all (x near or below a)
         q = float(special.gammaincc(1.0 - p, x))
         if q > 1e-280:
             return (p - 1.0) * math.log(x) + float(special.gammaln(1.0 - p)) + math.log(q)
