@@ -75,10 +75,31 @@ def test_exact_sup_scan_agrees_with_the_pruned_one() -> None:
     assert np.allclose(fast.scan.ks[fast.scan.exact], full.scan.ks[fast.scan.exact], atol=1e-12)
 
 
-def test_bootstrap_with_sup_compares_suprema() -> None:
-    x = bf16_sample(3000, 2)
-    fit = fit_power_law(x, ks="sup", bootstrap=20, seed=1, compare=False)
-    assert fit.p_value is not None and 0.0 <= fit.p_value <= 1.0
+def test_bootstrap_with_sup_compares_suprema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """p must be the share of synthetic sets whose smallest supremum (the exact scan, which
+    `test_ks_sup_chooses_the_xmin_with_the_smallest_supremum` checks by brute force) is at least
+    the data's: ignoring ks="sup" in the re-fits or in the comparison changes it."""
+    import zipfstage.fitting.bootstrap as boot
+
+    synthetic: list[np.ndarray] = []
+    scan = boot.scan_tail
+
+    def recording(prep, **kwargs):  # type: ignore[no-untyped-def]
+        synthetic.append(prep.x.copy())
+        return scan(prep, **kwargs)
+
+    monkeypatch.setattr(boot, "scan_tail", recording)
+    x = round_to_bfloat16(np.random.default_rng(2).pareto(1.5, 20_000) + 1.0)
+    fit = fit_power_law(x, ks="sup", bootstrap=30, seed=1, compare=False)
+    assert len(synthetic) == 30 and fit.n_failed == 0
+    monkeypatch.undo()
+    sups = np.array(
+        [fit_power_law(s, ks="sup", exact_scan=True, compare=False).ks_sup for s in synthetic]
+    )
+    assert fit.ks_sup is not None and fit.ks_distance is not None
+    assert fit.p_value == pytest.approx(np.mean(sups >= fit.ks_sup))
+    # the test has power: comparing the data's powerlaw distance instead gives another p
+    assert np.mean(sups >= fit.ks_distance) != fit.p_value
 
 
 def test_unknown_ks_rule_is_a_user_error() -> None:

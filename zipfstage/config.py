@@ -82,6 +82,9 @@ class FitSettings(_Section):
     min_tail: int = Field(default=50, ge=2)
     skip_positions: int = Field(default=1, ge=0)
     ks: Literal["powerlaw", "sup"] = "powerlaw"
+    #: discrete power law: auto = when every value is an integer and the store's dtype is no
+    #: bf16/fp16 grid (whose large values are integers too); yes; no
+    discrete: Literal["auto", "yes", "no"] = "auto"
 
 
 class PlotSettings(_Section):

@@ -79,9 +79,18 @@ class Comparison:
     p: float | None = None
     params: dict[str, float] = field(default_factory=dict)
     nested: bool = False
+    #: the alternative's optimiser ended at a stationary point (`fitting.newton.Minimum`); False:
+    #: R is from the best point it reached, and the record is flagged `comparison_not_converged`
+    converged: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"R": self.R, "p": self.p, "params": dict(self.params), "nested": self.nested}
+        return {
+            "R": self.R,
+            "p": self.p,
+            "params": dict(self.params),
+            "nested": self.nested,
+            "converged": self.converged,
+        }
 
     @classmethod
     def from_dict(cls, name: str, value: Mapping[str, Any]) -> Comparison:
@@ -92,6 +101,7 @@ class Comparison:
             p=_float(value.get("p")),
             params={k: float(v) for k, v in params.items()},
             nested=bool(value.get("nested", False)),
+            converged=bool(value.get("converged", True)),
         )
 
 
@@ -143,6 +153,8 @@ class FitRecord:
     #: the store generation the fit was computed from (`RunAttributes.store_id`)
     store_id: str | None = None
     flags: tuple[str, ...] = ()
+    #: fitted as a discrete power law on the integers (`fit_power_law(x, discrete=True)`)
+    discrete: bool = False
     comparisons: dict[str, Comparison] = field(default_factory=dict)
     scan: ScanCurves | None = field(default=None, repr=False, compare=False)
     bootstrap_alpha: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -196,7 +208,7 @@ class FitRecord:
                 record[key] = None if record[key] is None else list(record[key])
             record["comparisons"] = {k: c.to_dict() for k, c in self.comparisons.items()}
             record.update(status=self.status, reason=self.reason, flags=list(self.flags))
-            record["discrete"] = False  # the fit is continuous; the key stays for old readers
+            record["discrete"] = self.discrete
         for key in _CONTEXT_KEYS:
             if getattr(self, key) is not None:
                 record[key] = getattr(self, key)
@@ -238,6 +250,7 @@ class FitRecord:
             alpha_ci=_pair(record.get("alpha_ci")),
             xmin_ci=_pair(record.get("xmin_ci")),
             flags=tuple(str(f) for f in record.get("flags") or []),
+            discrete=record.get("discrete") is True,
             comparisons=comparisons,
             **numbers,  # type: ignore[arg-type]
             **counts,  # type: ignore[arg-type]

@@ -18,6 +18,15 @@ from zipfstage.commands.common import (
 )
 from zipfstage.progress import counting_bar
 
+DiscreteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--discrete",
+        help="Discrete power law on the integers: auto (default; when every value is an "
+        "integer and the store is not a bf16/fp16 collection), yes, no.",
+    ),
+]
+
 
 @cli_errors
 def fit_command(
@@ -55,13 +64,14 @@ def fit_command(
             "each value) or sup (the two-sided supremum, stricter on tied bf16 data).",
         ),
     ] = None,
+    discrete: DiscreteOption = None,
     force: Annotated[bool, typer.Option("--force", help="Refit even if nothing changed.")] = False,
 ) -> None:
     """Fit power laws (CSN method, comparisons, optional bootstrap) to the collected metrics."""
     section = {
         "max_samples": max_samples, "bootstrap": bootstrap, "points": split_csv(points),
         "metrics": split_csv(metrics), "workers": workers, "seed": seed,
-        "skip_positions": skip_positions, "ks": ks,
+        "skip_positions": skip_positions, "ks": ks, "discrete": discrete,
     }  # fmt: skip
     settings = load_settings(config, out, fit=section)
     with counting_bar("fit", unit="fits", console=console) as progress:

@@ -7,9 +7,13 @@ from typing import Any
 import numpy as np
 
 from zipfstage.errors import ZipfstageError
+from zipfstage.fitting.bootstrap import BootstrapResult
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
+from zipfstage.fitting.discrete import fixed_discrete, is_integer_valued, scan_discrete
+from zipfstage.fitting.discrete_bootstrap import discrete_bootstrap
+from zipfstage.fitting.discrete_compare import compare_discrete
 from zipfstage.fitting.prepared import Prepared, prepare
 from zipfstage.fitting.rank_slope import rank_slope
 from zipfstage.records import STATUS_FAILED, STATUS_OK, STATUS_TOO_FEW, FitRecord
@@ -20,6 +24,19 @@ MIN_VALUES = 5
 KS_RULES = ("powerlaw", "sup")
 #: share of repeated values in the tail above which the fit is flagged "ties"
 TIES_SHARE = 0.01
+
+#: The closed list of reasons a fit is not "ok" (status, text the reason contains). Without
+#: constraints the caller set (`min_tail`, `alpha_range`, `xmin`) only the first two occur, so
+#: 5 or more positive finite values of which 2 or more are distinct are always fitted; an
+#: alternative whose optimiser did not converge never makes a fit fail (its comparison says so,
+#: and the record is flagged `comparison_not_converged`). Tested in tests/test_fitting_steep.py.
+NOT_OK_REASONS: tuple[tuple[str, str], ...] = (
+    (STATUS_TOO_FEW, "positive finite values (need"),  # fewer than MIN_VALUES
+    (STATUS_FAILED, "all values are equal"),
+    (STATUS_TOO_FEW, "values, fewer than min_tail"),
+    (STATUS_FAILED, "no candidate xmin gives an allowed alpha and tail size"),
+    (STATUS_TOO_FEW, "fewer than 2 distinct values at or above xmin"),
+)
 
 
 def fit_power_law(
@@ -35,6 +52,7 @@ def fit_power_law(
     scan: bool = False,
     exact_scan: bool = False,
     ks: KsRule = "powerlaw",
+    discrete: bool = False,
 ) -> FitRecord:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
@@ -49,30 +67,26 @@ def fit_power_law(
     lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
     the tail's rank-frequency plot. `ks_distance` is `powerlaw`'s KS distance, `ks_sup` the
     two-sided supremum (larger on ties; `ks="sup"` picks xmin by it). Unfittable data: `reason`.
+    `discrete` fits the discrete power law on the integers (`discrete.py`: Hurwitz-zeta
+    normaliser, its own alternatives and bootstrap); the data must then be integers, and `xmax`
+    is not supported.
     """
     if ks not in KS_RULES:
         raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
     prep = prepare(x, xmax=xmax)
+    if discrete:
+        _check_discrete(prep, xmax)
     refusal = _refusal(prep, xmax, min_tail)
     if refusal is not None:
         return refusal
-    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks)
+    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks, discrete)
     if not isinstance(tail, TailFit):
-        return tail
-    result = _tail_result(prep, tail, xmax, min_tail, alpha_range)
+        return tail.replace(discrete=discrete)
+    result = _tail_result(prep, tail, xmax, min_tail, alpha_range).replace(discrete=discrete)
     if compare:
         result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
     if bootstrap > 0:
-        boot = run_bootstrap(
-            prep,
-            tail,
-            bootstrap,
-            seed,
-            xmax=xmax,
-            min_tail=min_tail,
-            alpha_range=alpha_range,
-            ks=ks,
-        )
+        boot = _bootstrap(prep, tail, bootstrap, seed, xmax, min_tail, alpha_range, ks, discrete)
         result = result.replace(
             p_value=boot.p_value,
             n_failed=boot.n_failed,
@@ -82,6 +96,44 @@ def fit_power_law(
             bootstrap_xmin=boot.xmins,
         )
     return result
+
+
+def _bootstrap(
+    prep: Prepared,
+    tail: TailFit,
+    replicates: int,
+    seed: int,
+    xmax: float | None,
+    min_tail: int | None,
+    alpha_range: tuple[float | None, float | None],
+    ks: KsRule,
+    discrete: bool,
+) -> BootstrapResult:
+    """The continuous bootstrap, or the discrete one (its own synthetic tails and re-fits)."""
+    if discrete:
+        return discrete_bootstrap(
+            prep, tail, replicates, seed, min_tail=min_tail, alpha_range=alpha_range, ks=ks
+        )
+    return run_bootstrap(
+        prep,
+        tail,
+        replicates,
+        seed,
+        xmax=xmax,
+        min_tail=min_tail,
+        alpha_range=alpha_range,
+        ks=ks,
+    )
+
+
+def _check_discrete(prep: Prepared, xmax: float | None) -> None:
+    """The discrete law lives on the integers; a truncation xmax is for the continuous one."""
+    if xmax is not None:
+        raise ZipfstageError("xmax is not supported with discrete=True; leave one of them out")
+    if prep.n and not is_integer_valued(prep.x):
+        raise ZipfstageError(
+            "discrete=True needs integer values (counts); these are not: fit them continuously"
+        )
 
 
 def unfit(status: str, reason: str, n: int, n_dropped: int, **extra: Any) -> FitRecord:
@@ -112,13 +164,25 @@ def _find_tail(
     exact_scan: bool,
     scan: bool,
     ks: KsRule,
+    discrete: bool = False,
 ) -> TailFit | FitRecord:
     """The tail at a given xmin, or the best by KS; an unfit result when there is none."""
     n, dropped = prep.n, prep.n_dropped
-    if xmin is not None:
+    if xmin is not None and discrete:
+        tail = fixed_discrete(prep, float(xmin), ks=ks)
+        reason = f"fewer than 2 distinct values at or above xmin={xmin}"
+        status = STATUS_TOO_FEW
+    elif xmin is not None:
         tail = fixed_tail(prep, float(xmin), xmax, ks=ks)
         reason = f"fewer than 2 distinct values at or above xmin={xmin}"
         status = STATUS_TOO_FEW
+    elif discrete:
+        tail = scan_discrete(
+            prep, min_tail=min_tail, alpha_range=alpha_range, keep_scan=scan,
+            exact_scan=exact_scan, ks=ks,
+        )  # fmt: skip
+        reason = "no candidate xmin gives an allowed alpha and tail size"
+        status = STATUS_FAILED
     else:
         tail = scan_tail(
             prep,
@@ -168,7 +232,12 @@ def _with_comparisons(
     """Likelihood-ratio tests need the untruncated law: with xmax they are skipped, and flagged."""
     if xmax is not None:
         return result.replace(flags=(*result.flags, "no_comparisons_with_xmax"))
-    return result.replace(comparisons=compare_alternatives(tail_values, tail.xmin, tail.alpha))
+    compare = compare_discrete if result.discrete else compare_alternatives
+    comparisons = compare(tail_values, tail.xmin, tail.alpha)
+    flags = result.flags
+    if not all(c.converged for c in comparisons.values()):
+        flags = (*flags, "comparison_not_converged")
+    return result.replace(comparisons=comparisons, flags=flags)
 
 
 def _flags(

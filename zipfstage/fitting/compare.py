@@ -28,10 +28,11 @@ from scipy import special
 
 from zipfstage.fitting.expint import log_expint
 from zipfstage.fitting.lognormal import fit_natural, lognormal_loglik
-from zipfstage.fitting.newton import minimise
+from zipfstage.fitting.newton import GTOL, minimise
 from zipfstage.records import Comparison
 
-LogLik = tuple[np.ndarray, dict[str, float]]
+#: an alternative's pointwise log-likelihood, its parameters, and whether its optimiser converged
+LogLik = tuple[np.ndarray, dict[str, float], bool]
 
 
 def compare_alternatives(tail: np.ndarray, xmin: float, alpha: float) -> dict[str, Comparison]:
@@ -47,10 +48,10 @@ def compare_alternatives(tail: np.ndarray, xmin: float, alpha: float) -> dict[st
     }
     out: dict[str, Comparison] = {}
     for name, fitter in fitters.items():
-        ll_alt, params = fitter(y, log_y, xmin, alpha)
+        ll_alt, params, converged = fitter(y, log_y, xmin, alpha)
         nested = name == "truncated_power_law"
         R, p = loglikelihood_ratio(ll_pl, ll_alt, nested=nested)
-        out[name] = Comparison(R=R, p=p, params=params, nested=nested)
+        out[name] = Comparison(R=R, p=p, params=params, nested=nested, converged=converged)
     return out
 
 
@@ -85,7 +86,7 @@ def loglikelihood_ratio(ll1: np.ndarray, ll2: np.ndarray, nested: bool) -> tuple
 def _exponential(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha: float) -> LogLik:
     lam_y = 1.0 / (np.mean(y) - 1.0)
     ll = np.log(lam_y) - lam_y * (y - 1.0) - np.log(xmin)
-    return ll, {"lambda": float(lam_y / xmin)}
+    return ll, {"lambda": float(lam_y / xmin)}, True  # closed form
 
 
 def _lognormal(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha: float) -> LogLik:
@@ -93,12 +94,18 @@ def _lognormal(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha: float) -> L
     optimum is the edge where it is the power law, and R -> 0."""
     m1 = float(np.mean(log_y))
     m2 = float(np.dot(log_y, log_y)) / log_y.size
-    c, w = fit_natural(m1, m2)
-    return lognormal_loglik(log_y, xmin, c, w)
+    found = fit_natural(m1, m2)
+    ll, params = lognormal_loglik(log_y, xmin, found.u, found.v)
+    return ll, params, found.converged
 
 
 def _at_least_the_limit(
-    ll: np.ndarray, log_y: np.ndarray, xmin: float, alpha: float, params: dict[str, float]
+    ll: np.ndarray,
+    log_y: np.ndarray,
+    xmin: float,
+    alpha: float,
+    params: dict[str, float],
+    converged: bool,
 ) -> LogLik:
     """The lognormal (mu -> -inf, mu / sigma^2 fixed) and the stretched exponential (beta -> 0)
     contain the power law as a limit, so their maximum likelihood is never below the fitted power
@@ -106,9 +113,12 @@ def _at_least_the_limit(
     itself (R = 0, p = 1) is returned, as it is for the truncated power law at lambda = 0."""
     pl_ll = np.log(alpha - 1.0) - alpha * log_y - np.log(xmin)
     if np.sum(ll) < np.sum(pl_ll):
-        return pl_ll, params
-    return ll, params
+        return pl_ll, params, converged
+    return ll, params, converged
 
+
+#: exp of more than this overflows a float
+_LOG_MAX = 709.0
 
 #: the stretched exponential's beta is searched in [BETA_LOW, the largest without overflow]
 BETA_LOW = 1e-9
@@ -120,7 +130,7 @@ def _stretched_exponential(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha:
     alpha = 1 + g as beta -> 0 (the way it degenerates on power-law tails). Given beta the best
     g is n beta / sum(expm1(beta log y)); the profile in beta is minimised by Newton's method."""
     n = y.size
-    beta = _stretched_beta(log_y)
+    beta, converged = _stretched_beta(log_y)
     em1 = np.expm1(beta * log_y)
     g = n * beta / float(np.sum(em1))
     ll = em1
@@ -129,12 +139,15 @@ def _stretched_exponential(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha:
     ll += math.log(g) - math.log(xmin)
     with np.errstate(over="ignore"):
         lam_y = float(np.exp(np.log(g / beta) / beta))
-    return _at_least_the_limit(ll, log_y, xmin, alpha, {"lambda": lam_y / xmin, "beta": beta})
+    params = {"lambda": lam_y / xmin, "beta": beta}
+    return _at_least_the_limit(ll, log_y, xmin, alpha, params, converged)
 
 
-def _stretched_beta(log_y: np.ndarray) -> float:
+def _stretched_beta(log_y: np.ndarray) -> tuple[float, bool]:
     """argmin over beta of F(beta) = log sum expm1(beta l) - log beta - beta mean(l), by a
-    bracketed Newton iteration in u = log beta on F'(u) = 0 (one pass over the tail per step)."""
+    bracketed Newton iteration in u = log beta on F'(u) = 0 (one pass over the tail per step),
+    and whether it converged: F'(u) below GTOL at the end, or the power-law edge beta -> 0 with F
+    rising from it."""
     s1 = float(np.sum(log_y))
     s2 = float(np.dot(log_y, log_y))
     mean = s1 / log_y.size
@@ -158,7 +171,8 @@ def _stretched_beta(log_y: np.ndarray) -> float:
         and slope_curvature(math.log(0.3))[0] > 0.0
         and slope_curvature(0.0)[0] > 0.0
     ):
-        return BETA_LOW
+        return BETA_LOW, True
+    top_u = hi
     u = min(0.0, hi - 1.0)
     for _ in range(100):
         grad, curv = slope_curvature(u)
@@ -174,7 +188,11 @@ def _stretched_beta(log_y: np.ndarray) -> float:
             u = new
             break
         u = new
-    return math.exp(min(max(u, math.log(BETA_LOW)), hi))
+    u = min(max(u, math.log(BETA_LOW)), top_u)
+    grad = slope_curvature(u)[0]
+    at_edge = u <= math.log(BETA_LOW) and grad >= 0.0
+    converged = math.isfinite(grad) and (abs(grad) <= GTOL or at_edge)
+    return math.exp(u), converged
 
 
 def _tpl_log_norm(a: float, lam: float) -> float:
@@ -199,16 +217,27 @@ def _truncated_power_law(y: np.ndarray, log_y: np.ndarray, xmin: float, alpha: f
         lam = t * scale
         h = 1e-6 * max(1.0, abs(a))
         d_a = (log_expint(a + h, lam) - log_expint(a - h, lam)) / (2 * h)
-        mean_y = math.exp(log_expint(a - 1.0, lam) - log_expint(a, lam))
-        return m_log + d_a, (m_y - mean_y) * scale
+        log_mean_y = log_expint(a - 1.0, lam) - log_expint(a, lam)
+        if not log_mean_y < _LOG_MAX:  # lam = 0, a <= 2: infinite mean, slope -inf at the edge
+            return m_log + d_a, -math.inf
+        return m_log + d_a, (m_y - math.exp(log_mean_y)) * scale
+
+    # in (s, t) with s = a + lam the slope of log p at y = 1: near y = 1 (steep tails) only
+    # a + lam is identified to first order, and the valley along it is then axis-aligned
+    def f_s(s_: float, t: float) -> float:
+        return f(s_ - t * scale, t)
+
+    def grad_s(s_: float, t: float) -> tuple[float, float]:
+        g_a, g_t = grad(s_ - t * scale, t)
+        return g_a, g_t - g_a * scale
 
     start = min([(alpha, 1e-3), (max(alpha - 1.0, 0.5), 1.0)], key=lambda p: f(*p))
-    a, t = minimise(f, grad, *start)
-    lam_y = t * scale
+    found = minimise(f_s, grad_s, start[0] + start[1] * scale, start[1])
+    a, lam_y = found.u - found.v * scale, found.v * scale
     pl_ll = np.log(alpha - 1.0) - alpha * log_y - np.log(xmin)
     if lam_y <= 0.0:
-        return pl_ll, {"alpha": alpha, "lambda": 0.0}
+        return pl_ll, {"alpha": alpha, "lambda": 0.0}, found.converged
     ll = -a * log_y - lam_y * y - (_tpl_log_norm(a, lam_y) + math.log(xmin))
     if not np.sum(ll) > np.sum(pl_ll):  # it nests the power law: never worse than lambda -> 0
-        return pl_ll, {"alpha": alpha, "lambda": 0.0}
-    return ll, {"alpha": a, "lambda": lam_y / xmin}
+        return pl_ll, {"alpha": alpha, "lambda": 0.0}, found.converged
+    return ll, {"alpha": a, "lambda": lam_y / xmin}, found.converged

@@ -12,11 +12,12 @@ z = mu / sigma < 0 the normaliser is written through `erfcx` so that it stays ex
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from scipy import special
 
-from zipfstage.fitting.newton import minimise
+from zipfstage.fitting.newton import Minimum, minimise
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
@@ -44,16 +45,49 @@ def _gradient(c: float, w: float, m1: float, m2: float) -> tuple[float, float]:
     s = 1.0 / math.sqrt(w)
     z = c * s
     if z < 0.0:
-        mills = 1.0 / (_SQRT_HALF_PI * float(special.erfcx(-z / math.sqrt(2))))
-    else:
-        mills = math.exp(-0.5 * z * z - _HALF_LOG_2PI - _log_ndtr(z))
+        # E[l] = s d and E[l^2] = s^2 (1 - t d) for t = -z, d = inverse Mills ratio - t:
+        # both cancel catastrophically as w -> 0 (t -> inf) unless d comes from its expansion
+        t = -z
+        d, q = _mills_excess(t)
+        return s * d - m1, 0.5 * (m2 - s * s * q)
+    mills = math.exp(-0.5 * z * z - _HALF_LOG_2PI - _log_ndtr(z))
     mean = c / w + mills * s  # E[l] of a normal(mu, sigma) truncated to l >= 0
     second = c * c / (w * w) + 1.0 / w + c / w * mills * s  # E[l^2]
     return mean - m1, 0.5 * (m2 - second)
 
 
-def fit_natural(m1: float, m2: float) -> tuple[float, float]:
-    """argmin over (c, w >= 0) of (1 - c) m1 + w m2 / 2 + A(c, w), for m1 = mean(log y) > 0."""
+#: above this t the asymptotic series of the inverse Mills ratio is exact to double precision
+_ASYMPTOTIC_T = 40.0
+#: lambda(t) = t + 1/t - 2/t^3 + 10/t^5 - ...: coefficients of 1/t^(2k+1)
+_MILLS_SERIES = (1.0, -2.0, 10.0, -74.0, 706.0, -8162.0, 110410.0)
+
+
+def _mills_excess(t: float) -> tuple[float, float]:
+    """d = lambda(t) - t and 1 - t d for the inverse Mills ratio lambda(t) = phi(t) / (1 - Phi(t)),
+    t >= 0, without cancellation for large t."""
+    if t < _ASYMPTOTIC_T:
+        d = 1.0 / (_SQRT_HALF_PI * float(special.erfcx(t / math.sqrt(2)))) - t
+        return d, 1.0 - t * d
+    x = 1.0 / (t * t)
+    d = sum(a * x**k for k, a in enumerate(_MILLS_SERIES)) / t
+    # 1 - t d = -(sum over k >= 1 of a_k x^k)
+    q = -sum(a * x**k for k, a in enumerate(_MILLS_SERIES) if k > 0)
+    return d, q
+
+
+def fit_natural(m1: float, m2: float) -> Minimum:
+    """argmin over (c, w >= 0) of (1 - c) m1 + w m2 / 2 + A(c, w), for m1 = mean(log y) > 0;
+    `u`, `v` of the result are c, w.
+
+    Solved for l / m1 (whose mean is 1) and mapped back: on a steep tail log y is of order
+    1 / alpha, and in the raw coordinates w's natural scale is alpha^2, which stalls the steps."""
+    found = _fit_scaled(m2 / (m1 * m1))
+    return replace(found, u=found.u / m1, v=found.v / (m1 * m1))
+
+
+def _fit_scaled(m2: float) -> Minimum:
+    """`fit_natural` for mean(l) = 1 and mean(l^2) = m2."""
+    m1 = 1.0
 
     def f(c: float, w: float) -> float:
         return (1.0 - c) * m1 + 0.5 * w * m2 + log_partition(c, w)

@@ -24,6 +24,7 @@ import numpy as np
 from zipfstage.config import FitSettings, stable_hash
 from zipfstage.fitting.api import fit_power_law
 from zipfstage.fitting.continuous import KsRule
+from zipfstage.fitting.discrete import is_integer_valued
 from zipfstage.point_names import ATTN, site_of
 from zipfstage.records import ATTN_FITTED, CHANNEL_WISE, STATUS_FAILED, FitRecord
 from zipfstage.stage import Progress, StageResult
@@ -62,6 +63,7 @@ class FitTask:
     seed: int
     min_tail: int
     ks: KsRule = "powerlaw"
+    discrete: bool = False
 
 
 Fitted = tuple[FitTask, FitRecord]
@@ -128,6 +130,7 @@ def plan_pairs(
         "seed": settings.seed,
         "min_tail": settings.min_tail,
         "ks": settings.ks,
+        "discrete": settings.discrete,
         "skip_positions": settings.skip_positions,
         "version": FIT_VERSION,
     }
@@ -193,6 +196,7 @@ def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[Fi
         channels = store.point_channels(pair.point)
         labels = channels if len(channels) == data.shape[1] else list(range(data.shape[1]))
         columns = [(int(c), np.abs(data[:, j]).astype(np.float64)) for j, c in enumerate(labels)]
+    grid = _storage_grid_dtype(store)
     return [
         FitTask(
             pair.point,
@@ -203,9 +207,33 @@ def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[Fi
             settings.seed,
             settings.min_tail,
             settings.ks,
+            use_discrete(settings.discrete, values, grid),
         )
         for channel, values in columns
     ]
+
+
+#: collection dtypes whose values lie on a coarse float grid: large ones are all integers
+_GRID_DTYPES = ("bfloat16", "float16")
+
+
+def _storage_grid_dtype(store: StoreReader) -> bool:
+    """Whether the store was collected in bf16/fp16 (its `dtype` attribute)."""
+    attributes = store.attributes
+    collect = attributes.config.get("collect")
+    candidates = (
+        attributes.identity.get("dtype"),
+        attributes.model.get("dtype"),
+        collect.get("dtype") if isinstance(collect, dict) else None,
+    )
+    return any(str(d).removeprefix("torch.") in _GRID_DTYPES for d in candidates if d)
+
+
+def use_discrete(choice: str, values: np.ndarray, on_grid: bool) -> bool:
+    """--discrete: yes, no, or auto = every value an integer and not a bf16/fp16 store's grid."""
+    if choice == "auto":
+        return not on_grid and is_integer_valued(values)
+    return choice == "yes"
 
 
 def schedule(tasks: list[FitTask], workers: int, progress: Progress | None) -> Iterator[Fitted]:
@@ -242,6 +270,7 @@ def fit_task(task: FitTask) -> Fitted:
             seed=task.seed,
             scan=True,
             ks=task.ks,
+            discrete=task.discrete,
         )
     except Exception as exc:  # a batch of fits must finish: report, do not raise
         reason = f"{type(exc).__name__}: {exc}"
