@@ -21,7 +21,7 @@ from zipfstage.store.layout import ROOT_ATTR, STATUS_COMPLETE, STATUS_RUNNING, S
 _OPTIONAL = (
     *("config", "config_hash", "store_id", "identity", "model", "data", "versions", "point_layers"),
     *("collect_seconds", "created", "finished", "n_tokens", "n_batches", "layout", "topk"),
-    "channels_by_width",
+    *("channels_by_width", "planned_tokens", "corpus_ended", "attention"),
 )
 
 
@@ -56,6 +56,11 @@ class RunAttributes:
     n_batches: int | None = None
     #: "sharded" once `zipfstage compact` (or collect's finish) rewrote the arrays
     layout: str | None = None
+    #: tokens --max-tokens asked for, and whether the corpus ended before them (set at the end)
+    planned_tokens: int | None = None
+    corpus_ended: bool | None = None
+    #: attn points and their heads: {"points": {point: heads}, "metrics": [...]}
+    attention: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
