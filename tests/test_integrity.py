@@ -176,8 +176,9 @@ def test_resume_refuses_a_changed_text_naming_the_first_changed_batch(
     out = tmp_path / "run"
     assert collect(tiny_llama, out, NO_COMPACT, data=corpus).exit_code == 0
     committed_after(out, 3)
-    if old_store:  # a store written before digests: the stored token ids are compared
+    if old_store:  # a store written before digests (and checksums): the token ids are compared
         shutil.rmtree(out / "store.zarr" / "batch_digest")
+        shutil.rmtree(out / "store.zarr" / "batch_checksum")
     original = tmp_path / "original.txt"
     shutil.copy(corpus, original)
     write_corpus(corpus, tail="A different text entirely, with other words in it. " * 8)
