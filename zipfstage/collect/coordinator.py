@@ -30,7 +30,7 @@ from zipfstage.progress import Advance, counting_bar, progress_bar
 from zipfstage.records import CHANNEL_WISE
 from zipfstage.store import StoreWriter, create_store, store_path
 from zipfstage.store.compact import LAYOUT_ATTR, LAYOUT_SHARDED, compact_store, is_compacted
-from zipfstage.store.integrity import check_store, repair_advice
+from zipfstage.store.integrity import check_store, repair_advice, unreadable_files
 from zipfstage.store.layout import (
     ROOT_ATTR,
     STATUS_COMPLETE,
@@ -251,6 +251,11 @@ def uncommit_damaged(path: Path, existing: dict[str, Any]) -> dict[str, Any]:
     if compacted or not result.repairable:
         advice = repair_advice(result.found, compacted, path.parent)
         raise ZipfstageError(f"{path}/{first.describe()}: {advice}")
+    broken = unreadable_files(path, root, plan, result.found)
+    if broken:  # their batches now read as missing (or uncommitted): found and written again
+        for file in broken:
+            file.unlink(missing_ok=True)
+        result = check_store(path, root, plan, existing, decode=finished)
     damaged = result.damaged_batches
     StoreWriter(path).uncommit(damaged)
     note(f"collecting {len(damaged)} batches again: {path}/{first.describe()}")

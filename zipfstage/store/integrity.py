@@ -81,12 +81,9 @@ class Damage:
 
     @property
     def batch_level(self) -> bool:
-        """Whether collecting the batch again repairs it: not so for an array's metadata, nor
-        for an unreadable chunk of progress, digests or checksums (which batches it held is
-        unknown)."""
-        return self.reason != METADATA and not (
-            self.reason == UNREADABLE and self.array in PER_BATCH
-        )
+        """Whether collecting the batch again repairs it (once an unreadable chunk file is
+        removed, `unreadable_files`): not so for an array's metadata."""
+        return self.reason != METADATA
 
 
 def repair_advice(damage: Iterable[Damage], compacted: bool, run_dir: Path) -> str:
@@ -194,7 +191,7 @@ def progress_damage(
             if 0 <= counts[b] <= rows
         ]
     if table is not None:
-        digests = _digests(root, counts.size)
+        digests = stored_digests(root, counts.size)
         for b in np.flatnonzero((counts > 0) & (counts <= rows)):
             if not table.sealed(int(b), int(counts[b]), int(digests[b])):
                 detail = f"batch {b}: its progress entry, digest or checksum row was changed"
@@ -202,7 +199,7 @@ def progress_damage(
     return found
 
 
-def _digests(root: zarr.Group, size: int) -> np.ndarray:
+def stored_digests(root: zarr.Group, size: int) -> np.ndarray:
     """The batch digests, zeros where a store has none."""
     if BATCH_DIGEST not in root:
         return np.zeros(size, dtype=np.int64)
@@ -291,23 +288,26 @@ def decode_damage(
 ) -> Iterator[Damage]:
     """Decode every committed batch of every array, a chunk's rows at a time, and verify them:
     checksums, token id holes, and token ids against `batch_digest`."""
-    digests = _digests(root, max(batches, default=-1) + 1) if TOKEN_IDS in names else None
+    digests = stored_digests(root, max(batches, default=-1) + 1) if TOKEN_IDS in names else None
     for done, name in enumerate(names, start=1):
         array = array_at(root, name)
         if name in PER_BATCH:
-            yield from _decode_per_batch(array, name, batches)
+            yield from _decode_per_batch(array, name)
         else:
             yield from _decode_rows(array, name, plan, batches, table, digests)
         if progress:
             progress(done, len(names))
 
 
-def _decode_per_batch(array: zarr.Array, name: str, batches: dict[int, int]) -> Iterator[Damage]:
-    """A per-batch array decodes (its values are checked by the seals)."""
-    try:
-        np.asarray(array[:])
-    except Exception:
-        yield Damage(name, min(batches, default=0), UNREADABLE)
+def _decode_per_batch(array: zarr.Array, name: str) -> Iterator[Damage]:
+    """Every chunk of a per-batch array decodes (its values are checked by the seals); an
+    unreadable one is named by its first batch."""
+    step = array.chunks[0]
+    for start in range(0, array.shape[0], step):
+        try:
+            np.asarray(array[start : start + step])
+        except Exception:
+            yield Damage(name, start, UNREADABLE)
 
 
 def _decode_rows(
@@ -327,15 +327,15 @@ def _decode_rows(
         try:
             data = np.asarray(array[start : min(start + step, array.shape[0])])
         except Exception:
-            first = min(b for b in batches if plan.batch_rows(b).start // step == block)
-            yield Damage(name, first, UNREADABLE)
+            held = (b for b in sorted(batches) if plan.batch_rows(b).start // step == block)
+            yield from (Damage(name, b, UNREADABLE) for b in held)
             continue
         yield from verify_rows(name, start, data, batches, plan, table)
         if name == TOKEN_IDS and digests is not None:
-            yield from _digest_damage(start, data, batches, plan, digests)
+            yield from digest_damage(start, data, batches, plan, digests)
 
 
-def _digest_damage(
+def digest_damage(
     start: int, ids: np.ndarray, batches: dict[int, int], plan: StorePlan, digests: np.ndarray
 ) -> Iterator[Damage]:
     """Batches whose stored token ids no longer hash to their `batch_digest`."""
@@ -345,6 +345,20 @@ def _digest_damage(
         inside = count and digests[batch] and begin + count <= ids.shape[0]
         if inside and batch_digest(ids[begin : begin + count]) != digests[batch]:
             yield Damage(BATCH_DIGEST, batch, CHANGED)
+
+
+def unreadable_files(
+    path: Path, root: zarr.Group, plan: StorePlan, found: Iterable[Damage]
+) -> set[Path]:
+    """The chunk files behind unreadable batches (a truncated chunk, say): removed, their
+    batches read as missing, which collect writes again into a whole new chunk."""
+    files: set[Path] = set()
+    for damage in found:
+        if damage.reason == UNREADABLE:
+            array = array_at(root, damage.array)
+            row = _first_row(damage.array, damage.batch, plan)
+            files.update(Path(path) / damage.array / key for key in _unit_keys(array, row))
+    return files
 
 
 @dataclass(frozen=True)
@@ -391,10 +405,10 @@ def check_store(
         counts = np.asarray(array_at(root, PROGRESS)[:])
         table = ChecksumTable.read(root, counts.size)
         found = progress_damage(root, plan, info, counts, table)
-    except Exception:  # a per-batch array's chunk does not decode
-        unreadable = [Damage(name, 0, UNREADABLE) for name in PER_BATCH if name in root]
-        found = [d for d in unreadable if list(decode_damage(root, plan, {0: 1}, [d.array], None))]
-        return CheckResult(len(names), 0, tuple(found or unreadable))
+    except Exception:  # a per-batch array's chunk does not decode: nothing else can be trusted
+        per_batch = [name for name in PER_BATCH if name in root]
+        found = [d for name in per_batch for d in _decode_per_batch(array_at(root, name), name)]
+        return CheckResult(len(names), 0, tuple(found))
     rows = plan.rows_per_batch
     batches = {int(b): int(counts[b]) for b in np.flatnonzero((counts > 0) & (counts <= rows))}
     found += missing_chunks(path, root, plan, batches, names)

@@ -18,10 +18,14 @@ from zipfstage.store.integrity import (
     METADATA,
     UNREADABLE,
     Damage,
+    data_arrays,
     decode_damage,
+    digest_damage,
+    metadata_damage,
     missing_chunks,
     progress_damage,
     repair_advice,
+    stored_digests,
     verify_rows,
 )
 from zipfstage.store.layout import (
@@ -39,8 +43,12 @@ from zipfstage.store.layout import (
 from zipfstage.store.values import decode, encoding_of
 
 
-def open_store(out_dir: Path) -> StoreReader:
-    """Open `DIR/store.zarr` for reading, or fail with a message that says what to run first."""
+def open_store(out_dir: Path, verify: bool = True) -> StoreReader:
+    """Open `DIR/store.zarr` for reading, or fail with a message that says what to run first.
+
+    `verify` runs the cheap checks (`StoreReader.verify`) before anything is read; `check`,
+    which lists damage rather than stopping at the first, opens without them.
+    """
     path = store_path(out_dir)
     if not path.exists():
         raise ZipfstageError(f"no store at {path}: run `zipfstage collect --out {out_dir}` first")
@@ -58,7 +66,10 @@ def open_store(out_dir: Path) -> StoreReader:
             f"{path} has schema version {info.get('schema_version')}; this zipfstage reads "
             f"version {SCHEMA_VERSION}"
         )
-    return StoreReader(path, root, info)
+    reader = StoreReader(path, root, info)
+    if verify:
+        reader.verify()
+    return reader
 
 
 class StoreReader:
@@ -74,6 +85,7 @@ class StoreReader:
         self.attributes = RunAttributes.from_dict(info)
         self.plan = self.attributes.plan
         self._positions: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
         self._files_checked: set[str] = set()
 
     @property
@@ -112,6 +124,19 @@ class StoreReader:
     @property
     def complete(self) -> bool:
         return self.attributes.complete
+
+    def verify(self) -> None:
+        """Refuse in one line when the store is damaged where every stage would notice: an
+        array's metadata, `progress` and the batch seals, a committed batch's chunk file, the
+        token ids and positions (checksums and digests). Each metric is verified when read.
+        Costs a file listing and a read of the two token arrays, not of the metrics."""
+        names = data_arrays(self.path, self.root)
+        for damage in metadata_damage(self.root, [PROGRESS, *names]):
+            raise self._damaged(damage)
+        for name in names:
+            self._require_files(name)
+        self.token_ids()
+        self.positions()
 
     @property
     def compacted(self) -> bool:
@@ -236,7 +261,15 @@ class StoreReader:
         return values
 
     def token_ids(self) -> np.ndarray:
-        return self._read(TOKEN_IDS)
+        """Committed token ids, also checked against each batch's digest."""
+        if self._ids is None:
+            raw = self.read_rows(TOKEN_IDS, 0, None, committed_only=False)
+            batches = self.committed_batches
+            digests = stored_digests(self.root, max(batches, default=-1) + 1)
+            for damage in digest_damage(0, raw, batches, self.plan, digests):
+                raise self._damaged(damage)
+            self._ids = raw if self.complete else raw[self.committed_rows[: raw.shape[0]]]
+        return self._ids
 
     def positions(self) -> np.ndarray:
         if self._positions is None:
