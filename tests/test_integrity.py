@@ -218,9 +218,8 @@ def test_a_deleted_chunk_is_refused_by_fit_found_by_check_and_collected_again(
     line = one_line_error(invoke("fit", "--out", tmp_path))
     assert f"metrics/embed/rms: the chunk of batch {first} is missing" in line
     check = invoke("check", "--out", tmp_path)
-    assert (
-        check.exit_code == 2 and "1 of 18 arrays are damaged"
-    )  # 3 points x (2 metrics + 3 top-k) + ids, positions, progress in check.output
+    # 3 points x (2 metrics + 3 top-k) + ids, positions, batch_digest and batch_checksum
+    assert check.exit_code == 2 and "1 of 19 arrays are damaged" in check.output, check.output
     assert f"metrics/embed/rms: the chunk of batch {first} is missing" in check.output
     result = collect(tiny_llama, tmp_path, NO_COMPACT, "--metrics", "rms,max_abs")
     assert result.exit_code == 0 and f"collecting {held} batches again" in result.output

@@ -18,6 +18,7 @@ from zipfstage.store.integrity import (
     METADATA,
     UNREADABLE,
     Damage,
+    committed_extent,
     data_arrays,
     decode_damage,
     digest_damage,
@@ -86,6 +87,7 @@ class StoreReader:
         self.plan = self.attributes.plan
         self._positions: np.ndarray | None = None
         self._ids: np.ndarray | None = None
+        self._table: ChecksumTable | None = None
         self._files_checked: set[str] = set()
 
     @property
@@ -152,7 +154,7 @@ class StoreReader:
             raise
         except Exception:  # an unreadable progress chunk
             raise self._damaged(Damage(PROGRESS, 0, UNREADABLE)) from None
-        table = self.checksums  # after progress: see `progress_damage`
+        table = self._table = self._read_checksums(counts)  # after progress: `progress_damage`
         try:
             found = progress_damage(self.root, self.plan, self.info, counts, table)
         except Exception:  # an unreadable digest chunk
@@ -161,11 +163,15 @@ class StoreReader:
             raise self._damaged(found[0])
         return counts
 
-    @cached_property
+    @property
     def checksums(self) -> ChecksumTable | None:
-        """Every batch's checksums (None in a store collected before checksums)."""
+        """The committed batches' checksums (None in a store collected before checksums)."""
+        _ = self.committed_counts
+        return self._table
+
+    def _read_checksums(self, counts: np.ndarray) -> ChecksumTable | None:
         try:
-            return ChecksumTable.read(self.root, self._array(PROGRESS).shape[0])
+            return ChecksumTable.read(self.root, committed_extent(counts))
         except Exception:
             raise self._damaged(Damage(CHECKSUMS, 0, UNREADABLE)) from None
 
