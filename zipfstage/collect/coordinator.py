@@ -207,7 +207,9 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
             existing: dict[str, Any] = dict(attrs)
         except Exception:
             raise ZipfstageError(
-                f"{path} exists but is not a zipfstage store; move it away or use --overwrite"
+                f"{path} exists but is not a readable zipfstage store (its zarr.json is missing "
+                f"or damaged): move it away, or collect again with `zipfstage collect "
+                f"--overwrite --out {out_dir}`"
             ) from None
         if existing.get("config_hash") != spec.config_hash:
             changed = describe_changes(existing.get("identity", {}), spec.identity)
