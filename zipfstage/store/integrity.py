@@ -174,8 +174,8 @@ def progress_damage(
         Damage(PROGRESS, int(b), PROGRESS_ENTRY, f"batch {b} claims {counts[b]} rows of {rows}")
         for b in np.flatnonzero((counts < 0) | (counts > rows))
     ]
-    if info.get("status") == STATUS_COMPLETE:
-        n_batches = int(info.get("n_batches") or 0)
+    if info.get("status") == STATUS_COMPLETE and info.get("n_batches") is not None:
+        n_batches = int(info["n_batches"])
         if counts.size != n_batches:
             return [Damage(PROGRESS, 0, METADATA)]
         short = np.flatnonzero(counts[:-1] != rows).tolist()
