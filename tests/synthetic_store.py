@@ -9,7 +9,8 @@ import numpy as np
 import zarr
 
 from zipfstage.store import StorePlan, StoreWriter, create_store, store_path
-from zipfstage.store.layout import SCHEMA_VERSION
+from zipfstage.store.checksums import checksum_columns, checksum_row, crc
+from zipfstage.store.layout import SCHEMA_VERSION, root_info
 from zipfstage.store.writer import finalize_store
 
 SCALAR_METRICS = ["rms", "max_abs", "kurtosis"]
@@ -174,3 +175,23 @@ def hill_reference(magnitude: np.ndarray, k_h: int) -> np.ndarray:
         if row[k_h] > 0:
             out[r] = k_h / sum(np.log(row[i] / row[k_h]) for i in range(k_h))
     return out
+
+
+def reseal(path: Path) -> None:
+    """Rewrite every committed batch's checksum row from the data as it is now: for tests that
+    edit a store's values on purpose (through zarr, as collect never does)."""
+    root = zarr.open_group(path, mode="r+")
+    info = root_info(root)
+    plan = StorePlan(**info["plan"])
+    columns = checksum_columns(root)
+    counts = np.asarray(root["progress"][:])  # type: ignore[index]
+    digests = np.asarray(root["batch_digest"][:])  # type: ignore[index]
+    table = root["batch_checksum"]
+    data = {name: np.asarray(root[name][:]) for name in columns}  # type: ignore[index]
+    for batch in np.flatnonzero(counts):
+        rows = slice(
+            plan.batch_rows(int(batch)).start,
+            plan.batch_rows(int(batch)).start + int(counts[batch]),
+        )
+        crcs = np.array([crc(data[name][rows]) for name in columns], dtype=np.uint32)
+        table[int(batch)] = checksum_row(crcs, int(counts[batch]), int(digests[batch]))  # type: ignore[index]

@@ -11,7 +11,7 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from tests.synthetic_store import make_synthetic_store
+from tests.synthetic_store import make_synthetic_store, reseal
 from zipfstage.cli import app
 from zipfstage.store import compact
 from zipfstage.store.compact import compact_store, compactable_arrays, count_files, work_dir
@@ -29,6 +29,7 @@ def _store(out: Path) -> Path:
     root = zarr.open_group(path, mode="r+")
     root["metrics/embed/rms"][10:70] = np.nan  # type: ignore[index]
     root["metrics/layer_1/channel_wise"][5:300, 1] = np.nan  # type: ignore[index]
+    reseal(path)  # the edits above are the test's data, not damage
     return path
 
 
@@ -67,14 +68,14 @@ def test_same_values_in_a_file_or_two_per_array(store: Path) -> None:
     seen: list[tuple[int, int]] = []
     result = compact_store(store, progress=lambda done, total: seen.append((done, total)))
     _assert_same(store, before)
-    assert seen[-1] == (len(before), len(before)) and result.arrays == len(before) == 16
+    assert seen[-1] == (len(before), len(before)) and result.arrays == len(before) == 17
     assert result.files_before == n_files and result.files_after == count_files(store)
     for name in before:  # zarr.json and one shard, instead of one chunk per batch
         assert count_files(store / name) == 2, name
         array = zarr.open_array(store / name, mode="r")
         assert array.chunks[0] >= array.shape[0]  # small arrays: one inner chunk
         assert zarr.open_array(store / name, mode="r").shards is not None
-    assert n_files > result.files_after
+    assert n_files >= result.files_after  # collect's chunks hold many batches: few files here
     root = zarr.open_group(store, mode="r")
     assert root.attrs[ROOT_ATTR] == {**info, "layout": "sharded"}  # type: ignore[dict-item]
     assert not work_dir(store).exists()
@@ -150,7 +151,7 @@ def _killing(real: Callable[..., None], calls: list[int], at: int) -> Callable[.
 def test_a_kill_at_any_swap_step_recovers_on_rerun(
     store: Path, monkeypatch: pytest.MonkeyPatch, at: int
 ) -> None:
-    """Steps per array: old -> trash, new -> final, delete trash (16 arrays, 48 steps)."""
+    """Steps per array: old -> trash, new -> final, delete trash (17 arrays, 51 steps)."""
     before = _snapshot(store)
     calls: list[int] = []
     with monkeypatch.context() as patch:
@@ -205,7 +206,7 @@ def test_cli_compacts_then_says_already_compacted(store: Path) -> None:
     out = store.parent
     first = runner.invoke(app, ["compact", "--out", str(out)])
     assert first.exit_code == 0, first.output
-    assert "compacted 16 arrays" in first.output
+    assert "compacted 17 arrays" in first.output
     again = runner.invoke(app, ["compact", "--out", str(out)])
     assert again.exit_code == 0 and "already compacted" in again.output
 

@@ -176,8 +176,9 @@ def test_resume_refuses_a_changed_text_naming_the_first_changed_batch(
     out = tmp_path / "run"
     assert collect(tiny_llama, out, NO_COMPACT, data=corpus).exit_code == 0
     committed_after(out, 3)
-    if old_store:  # a store written before digests: the stored token ids are compared
+    if old_store:  # a store written before digests (and checksums): the token ids are compared
         shutil.rmtree(out / "store.zarr" / "batch_digest")
+        shutil.rmtree(out / "store.zarr" / "batch_checksum")
     original = tmp_path / "original.txt"
     shutil.copy(corpus, original)
     write_corpus(corpus, tail="A different text entirely, with other words in it. " * 8)
@@ -217,9 +218,8 @@ def test_a_deleted_chunk_is_refused_by_fit_found_by_check_and_collected_again(
     line = one_line_error(invoke("fit", "--out", tmp_path))
     assert f"metrics/embed/rms: the chunk of batch {first} is missing" in line
     check = invoke("check", "--out", tmp_path)
-    assert (
-        check.exit_code == 2 and "1 of 18 arrays are damaged"
-    )  # 3 points x (2 metrics + 3 top-k) + ids, positions, progress in check.output
+    # 3 points x (2 metrics + 3 top-k) + ids, positions, batch_digest and batch_checksum
+    assert check.exit_code == 2 and "1 of 19 arrays are damaged" in check.output, check.output
     assert f"metrics/embed/rms: the chunk of batch {first} is missing" in check.output
     result = collect(tiny_llama, tmp_path, NO_COMPACT, "--metrics", "rms,max_abs")
     assert result.exit_code == 0 and f"collecting {held} batches again" in result.output

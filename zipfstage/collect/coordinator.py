@@ -30,11 +30,12 @@ from zipfstage.progress import Advance, counting_bar, progress_bar
 from zipfstage.records import CHANNEL_WISE
 from zipfstage.store import StoreWriter, create_store, store_path
 from zipfstage.store.compact import LAYOUT_ATTR, LAYOUT_SHARDED, compact_store, is_compacted
-from zipfstage.store.integrity import committed_batches, data_arrays, missing_chunks
+from zipfstage.store.integrity import check_store, repair_advice, unreadable_files
 from zipfstage.store.layout import (
     ROOT_ATTR,
     STATUS_COMPLETE,
     STATUS_RUNNING,
+    StorePlan,
     remove_derived_outputs,
 )
 from zipfstage.store.lock import StoreInUse, exclusive_lock, replacing_lock
@@ -206,7 +207,9 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
             existing: dict[str, Any] = dict(attrs)
         except Exception:
             raise ZipfstageError(
-                f"{path} exists but is not a zipfstage store; move it away or use --overwrite"
+                f"{path} exists but is not a readable zipfstage store (its zarr.json is missing "
+                f"or damaged): move it away, or collect again with `zipfstage collect "
+                f"--overwrite --out {out_dir}`"
             ) from None
         if existing.get("config_hash") != spec.config_hash:
             changed = describe_changes(existing.get("identity", {}), spec.identity)
@@ -233,24 +236,32 @@ def create_or_check_store(spec: StoreSpec, out_dir: Path, overwrite: bool) -> di
 
 
 def uncommit_damaged(path: Path, existing: dict[str, Any]) -> dict[str, Any]:
-    """Committed batches with a chunk file gone are marked uncommitted, so this run writes them
-    again (a complete store goes back to running). A compacted store cannot be patched: refuse.
+    """Committed batches found damaged are marked uncommitted, so this run writes them again (a
+    complete store goes back to running). A store collect has not finished gets the cheap checks
+    (metadata, progress and seals, file listing); a finished one is decoded and verified whole.
+    A compacted store, or an array's metadata, cannot be patched: refuse with the command that
+    repairs it.
     """
-    writer = StoreWriter(path)
-    batches = committed_batches(writer.root)
-    found = list(missing_chunks(path, writer.root, writer.plan, batches, data_arrays(writer.root)))
-    if not found:
+    finished = existing.get("status") == STATUS_COMPLETE
+    root = zarr.open_group(path, mode="r", zarr_format=3)
+    plan = StorePlan(**existing["plan"])
+    result = check_store(path, root, plan, existing, decode=finished)
+    if not result.found:
         return existing
-    first = min(found, key=lambda damage: damage.batch)
-    if existing.get(LAYOUT_ATTR) == LAYOUT_SHARDED:
-        raise ZipfstageError(
-            f"{path}/{first.describe()}; a compacted store cannot be repaired in place: collect "
-            "again with --overwrite"
-        )
-    damaged = sorted({damage.batch for damage in found})
-    writer.uncommit(damaged)
+    first = min(result.found, key=lambda damage: damage.batch)
+    compacted = existing.get(LAYOUT_ATTR) == LAYOUT_SHARDED
+    if compacted or not result.repairable:
+        advice = repair_advice(result.found, compacted, path.parent)
+        raise ZipfstageError(f"{path}/{first.describe()}: {advice}")
+    broken = unreadable_files(path, root, plan, result.found)
+    if broken:  # their batches now read as missing (or uncommitted): found and written again
+        for file in broken:
+            file.unlink(missing_ok=True)
+        result = check_store(path, root, plan, existing, decode=finished)
+    damaged = result.damaged_batches
+    StoreWriter(path).uncommit(damaged)
     note(f"collecting {len(damaged)} batches again: {path}/{first.describe()}")
-    if existing.get("status") != STATUS_COMPLETE:
+    if not finished:
         return existing
     update_attributes(path, {"status": STATUS_RUNNING})
     return {**existing, "status": STATUS_RUNNING}

@@ -169,7 +169,7 @@ def _say_outcome(outcome: CollectOutcome) -> None:
     if outcome.status == "already_complete":
         console.print(
             f"{outcome.store} is already complete ({outcome.tokens_line()}{outcome.ended_note}); "
-            "nothing to do"
+            "nothing to do: every batch matches its checksums and digest"
         )
     elif outcome.status == "stopped":
         console.print(

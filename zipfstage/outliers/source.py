@@ -13,7 +13,6 @@ from zipfstage.point_names import parse_point
 from zipfstage.records import TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
 from zipfstage.store.layout import TOKEN_IDS, TOKEN_POSITIONS, array_at, metric_array_name
 from zipfstage.store.reader import StoreReader
-from zipfstage.store.values import decode, encoding_of
 
 MEDIAN_ABS = "median_abs"
 HILL_TAIL = "hill_tail"
@@ -69,20 +68,19 @@ def iter_chunks(reader: StoreReader, point: str, skip_positions: int = 0) -> Ite
     """Committed rows of `point`, one store chunk (batch) at a time."""
     root = reader.root
     arrays = {
-        name: array_at(root, metric_array_name(point, name))
+        name: metric_array_name(point, name)
         for name in (TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN, MEDIAN_ABS, HILL_TAIL)
         if _has(root, metric_array_name(point, name))
     }
-    ids_array, pos_array = array_at(root, TOKEN_IDS), array_at(root, TOKEN_POSITIONS)
     committed = reader.committed_rows
-    n_rows = min(len(committed), arrays[TOPK_ABS].shape[0])
+    n_rows = min(len(committed), array_at(root, arrays[TOPK_ABS]).shape[0])
     step = reader.plan.rows_per_batch
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
         keep = committed[start:stop]
         if not keep.any():
             continue
-        positions = np.asarray(pos_array[start:stop])
+        positions = reader.read_rows(TOKEN_POSITIONS, start, stop, committed_only=False)
         keep = keep & (positions >= skip_positions)
         if not keep.any():
             continue
@@ -90,12 +88,12 @@ def iter_chunks(reader: StoreReader, point: str, skip_positions: int = 0) -> Ite
         def read(name: str, keep: np.ndarray = keep, start: int = start) -> np.ndarray | None:
             if name not in arrays:
                 return None
-            stored = np.asarray(arrays[name][start : start + len(keep)])[keep]
-            return decode(stored, encoding_of(arrays[name].attrs))  # bf16 bits as float32
+            rows = reader.read_rows(arrays[name], start, start + len(keep), committed_only=False)
+            return rows[keep]
 
         yield Chunk(
             rows=np.arange(start, stop)[keep],
-            ids=np.asarray(ids_array[start:stop])[keep],
+            ids=reader.read_rows(TOKEN_IDS, start, stop, committed_only=False)[keep],
             positions=positions[keep],
             abs=np.asarray(read(TOPK_ABS), dtype=np.float64),
             channel=np.asarray(read(TOPK_CHANNEL), dtype=np.int64),

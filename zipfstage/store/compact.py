@@ -23,10 +23,12 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec
 
 from zipfstage.errors import ZipfstageError
 from zipfstage.store.layout import (
     BATCH_DIGEST,
+    CHECKSUMS,
     METRICS_GROUP,
     PROGRESS,
     ROOT_ATTR,
@@ -125,7 +127,8 @@ def work_dir(store_path: Path) -> Path:
 def compactable_arrays(store_path: Path) -> list[str]:
     """Array paths under tokens/ and metrics/, and the progress array; fits/ stays as it is."""
     root = zarr.open_group(store_path, mode="r", zarr_format=3)
-    names = [n for n in (PROGRESS, BATCH_DIGEST) if isinstance(root.get(n), zarr.Array)]
+    per_batch = (PROGRESS, BATCH_DIGEST, CHECKSUMS)
+    names = [n for n in per_batch if isinstance(root.get(n), zarr.Array)]
     for group_name in ("tokens", METRICS_GROUP):
         group = root.get(group_name)
         if isinstance(group, zarr.Group):
@@ -177,7 +180,9 @@ def _compact_array(
         chunks=inner,
         shards=shards,
         filters=source.filters,
-        compressors=source.compressors or COMPRESSORS,  # collect writes uncompressed
+        # collect writes uncompressed; every inner chunk gets a CRC32C (the shard index has
+        # one by default), so a changed byte fails the read instead of being read
+        compressors=[*(source.compressors or COMPRESSORS), Crc32cCodec()],
         serializer=source.serializer or "auto",
         fill_value=source.fill_value,
         attributes=dict(source.attrs),

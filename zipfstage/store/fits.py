@@ -105,7 +105,10 @@ def _write_curves(group: zarr.Group, curves: dict[str, np.ndarray]) -> str:
     target = group.create_group(name)
     for key, values in curves.items():
         data = np.asarray(values, dtype=np.float64)
-        target.create_array(key, data=data, chunks=(max(len(data), 1),))
+        # each curve its own dimension: curves differ in length, and xarray needs names
+        target.create_array(
+            key, data=data, chunks=(max(len(data), 1),), dimension_names=(f"{key}_index",)
+        )
     return name
 
 

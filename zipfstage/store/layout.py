@@ -18,9 +18,13 @@ DIR/store.zarr/
   metrics/<point>/<metric>  float32 [N] or [N, k] (channel_wise); rows of uncommitted batches are
                             undefined (zeros in a chunk made sparse, NaN with no chunk at all);
                             topk_abs / topk_channel / topk_sign [N, k] (float32, int32, int8)
-  progress                  int32 [B]       rows committed by batch b (0 = not committed)
+  progress                  int32 [B]       rows committed by batch b (0 = not committed); chunks
+                                            of many batches, each entry written in place
   batch_digest              int64 [B]       hash of batch b's token ids, written before its commit
                                             (0 = none: a store written before digests existed)
+  batch_checksum            uint32 [B, A+1] CRC32C of batch b's rows in each data array (columns:
+                                            its "arrays" attribute) and the batch's seal
+                                            (`zipfstage.store.checksums`), written before its commit
   fits/<point>/<metric>     written by `fit`
 ```
 Batch b always holds the same tokens and fills rows [b * rows_per_batch, ...). While collect runs,
@@ -43,6 +47,13 @@ STORE_NAME = "store.zarr"
 ROOT_ATTR = "zipfstage"
 PROGRESS = "progress"
 BATCH_DIGEST = "batch_digest"
+CHECKSUMS = "batch_checksum"
+#: a root attribute for plain zarr / xarray readers: what uncommitted rows hold
+UNCOMMITTED_ATTR = "uncommitted_rows"
+UNCOMMITTED_NOTE = (
+    "rows of batches whose `progress` entry is 0 hold no data (they read 0, NaN or -1) until "
+    "collect commits them; mask with (np.arange(rows_per_batch) < progress[:, None]).ravel()"
+)
 TOKEN_IDS = "tokens/ids"
 TOKEN_POSITIONS = "tokens/position"
 METRICS_GROUP = "metrics"

@@ -24,10 +24,12 @@ from zarr.core.sync import sync
 
 from zipfstage.errors import ZipfstageError
 from zipfstage.records import ATTN_METRICS, CHANNEL_WISE, TOPK_ABS, TOPK_CHANNEL, TOPK_SIGN
+from zipfstage.store.checksums import COLUMNS_ATTR, checksum_columns, checksum_row, crc
 from zipfstage.store.chunk_write import ChunkFile
 from zipfstage.store.integrity import batch_digest
 from zipfstage.store.layout import (
     BATCH_DIGEST,
+    CHECKSUMS,
     FITS_GROUP,
     PROGRESS,
     ROOT_ATTR,
@@ -35,6 +37,8 @@ from zipfstage.store.layout import (
     STATUS_RUNNING,
     TOKEN_IDS,
     TOKEN_POSITIONS,
+    UNCOMMITTED_ATTR,
+    UNCOMMITTED_NOTE,
     StorePlan,
     array_at,
     metric_array_name,
@@ -119,6 +123,10 @@ def create_store(
             _create_topk(root, point, layout, plan, value_dtype)
         if attention:
             _create_attention(root, plan, dict(attention))
+        covered = [TOKEN_IDS, TOKEN_POSITIONS]
+        covered += [metric_array_name(p, m) for p in points for m in metrics]
+        covered += [metric_array_name(p, name) for p in topk or {} for name in TOPK_DTYPES]
+        _create_checksums(root, plan, covered)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise write_error(f"cannot create the store {path}", exc) from None
@@ -131,6 +139,27 @@ def collect_chunk_rows(plan: StorePlan, row_bytes: int) -> int:
     planned rows (a batch never straddles two chunks)."""
     batches = COLLECT_CHUNK_BYTES // max(plan.rows_per_batch * row_bytes, 1)
     return max(1, min(batches, plan.planned_batches)) * plan.rows_per_batch
+
+
+def batch_chunk(plan: StorePlan, row_bytes: int) -> int:
+    """Batches per chunk of a per-batch array: about COLLECT_CHUNK_BYTES, at most all of them."""
+    return max(1, min(COLLECT_CHUNK_BYTES // max(row_bytes, 1), plan.planned_batches))
+
+
+def _create_checksums(root: zarr.Group, plan: StorePlan, covered: list[str]) -> None:
+    """`batch_checksum`: a row per batch, a column per covered array and the seal (checksums)."""
+    width = len(covered) + 1
+    root.create_array(
+        CHECKSUMS,
+        shape=(plan.planned_batches, width),
+        chunks=(batch_chunk(plan, 4 * width), width),
+        dtype="uint32",
+        fill_value=0,
+        compressors=None,
+        chunk_key_encoding=FLAT_CHUNK_KEYS,
+        attributes={COLUMNS_ATTR: covered},
+        dimension_names=("batch", "column"),
+    )
 
 
 def write_error(what: str, exc: OSError) -> ZipfstageError:
@@ -158,19 +187,23 @@ def _lay_out(
             fill_value=-1,
             compressors=None,
             chunk_key_encoding=FLAT_CHUNK_KEYS,
+            dimension_names=("token",),
         )
     for name, dtype in ((PROGRESS, "int32"), (BATCH_DIGEST, "int64")):
-        # one uncompressed chunk per batch: its commit is one small pwrite into a file that
-        # reads 0 ("not committed") until then (`ChunkFile`), not a zarr write of a few ms
+        # uncompressed chunks of many batches: a commit is one small pwrite in place into a
+        # file that reads 0 ("not committed") until then (`ChunkFile`), and a resume reads a
+        # few files, not one per planned batch (195,313 took 175 s to open, issue 21)
         root.create_array(
             name,
             shape=(plan.planned_batches,),
-            chunks=(1,),
+            chunks=(batch_chunk(plan, np.dtype(dtype).itemsize),),
             dtype=dtype,
             fill_value=0,
             compressors=None,
             chunk_key_encoding=FLAT_CHUNK_KEYS,
+            dimension_names=("batch",),
         )
+    root.attrs[UNCOMMITTED_ATTR] = UNCOMMITTED_NOTE
     root.attrs[ROOT_ATTR] = {
         **attributes,
         "store_id": uuid.uuid4().hex,
@@ -259,6 +292,9 @@ def _create_attention(root: zarr.Group, plan: StorePlan, attention: dict[str, in
 class StoreWriter:
     """Writes whole batches into an existing store; safe to use from several processes at once."""
 
+    #: write each batch's checksum row (`zipfstage.store.checksums`); off only to measure its cost
+    checksums: bool = True
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.root = zarr.open_group(self.path, mode="r+", zarr_format=3)
@@ -270,6 +306,8 @@ class StoreWriter:
         self._digests: np.ndarray | None = None
         #: stores written before digests existed have no digest array
         self._has_digest = isinstance(self.root.get(BATCH_DIGEST), zarr.Array)
+        #: the checksum columns; empty in a store written before checksums existed
+        self._columns = checksum_columns(self.root)
 
     def committed(self) -> np.ndarray:
         """Row count per batch (0 = not committed)."""
@@ -326,16 +364,22 @@ class StoreWriter:
             (name, self._encode(name, data))
             for name, data in ((metric_array_name(p, m), d) for (p, m), d in values.items())
         ]
+        crcs = np.zeros(len(self._columns), dtype=np.uint32)
         try:
-            rest: list[tuple[zarr.Array, slice, np.ndarray]] = [
-                (self._array(name), region, data)
-                for name, data in writes
-                if not self._write_direct(name, start, data)
-            ]
-            if self._has_digest:
-                digest = np.array([batch_digest(token_ids)], dtype=np.int64)
-                if not self._write_direct(BATCH_DIGEST, batch, digest):
-                    rest.append((self._array(BATCH_DIGEST), slice(batch, batch + 1), digest))
+            rest: list[tuple[zarr.Array, slice, np.ndarray]] = []
+            for name, data in writes:
+                stored = self._as_stored(name, data)
+                if self.checksums and name in self._columns:
+                    crcs[self._columns[name]] = crc(stored)
+                if not self._write_direct(name, start, stored):
+                    rest.append((self._array(name), region, stored))
+            digest = batch_digest(token_ids) if self._has_digest else 0
+            per_batch = [(BATCH_DIGEST, np.array([digest], dtype=np.int64))] if digest else []
+            if self._columns and self.checksums:
+                per_batch.append((CHECKSUMS, checksum_row(crcs, n, digest)[None, :]))
+            for name, row in per_batch:
+                if not self._write_direct(name, batch, row):
+                    rest.append((self._array(name), slice(batch, batch + 1), row))
             if rest:
                 sync(_write_all(rest))
             if not self._write_direct(PROGRESS, batch, np.array([n], dtype=np.int32)):
@@ -362,6 +406,12 @@ class StoreWriter:
                 f"{name} is stored as {exc.kind} (the model's dtype), but this batch's values "
                 f"are {exc}: collect with --dtype float32"
             ) from None
+
+    def _as_stored(self, name: str, data: np.ndarray) -> np.ndarray:
+        """`data` in the array's own dtype and C order: the bytes its checksum covers."""
+        chunk_file = self._chunk_file(name)
+        dtype = chunk_file.dtype if chunk_file is not None else self._array(name).dtype
+        return np.ascontiguousarray(data, dtype=dtype)
 
     def _write_direct(self, name: str, start: int, data: np.ndarray) -> bool:
         """Straight to the chunk file (`ChunkFile`); False when zarr must write it.
@@ -403,8 +453,8 @@ def finalize_store(path: Path, n_batches: int, extra_attributes: Mapping[str, An
     for name, array in _all_arrays(root):
         if name == PROGRESS:
             continue
-        if name == BATCH_DIGEST:
-            array.resize((n_batches,))
+        if name in (BATCH_DIGEST, CHECKSUMS):
+            array.resize((n_batches, *array.shape[1:]))
             continue
         array.resize((total_rows, *array.shape[1:]))
     progress.resize((n_batches,))
