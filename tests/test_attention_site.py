@@ -199,3 +199,20 @@ def test_softcap_window_and_gqa_without_a_mask_match_numpy() -> None:
     for index, expected in enumerate([p[..., 0], first, prev, p.max(-1), entropy]):
         flat = expected.transpose(0, 2, 1).reshape(20, 4)
         np.testing.assert_allclose(got[index], flat, rtol=0, atol=1e-5, err_msg=ATTN_METRICS[index])
+
+
+def test_attention_arrays_are_covered_by_the_batch_checksums(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = _collect(tiny_llama, out, "--points", "last", "--sites", "attn", "--no-compact")
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["check", "--out", str(out)]).exit_code == 0
+    name = f"metrics/layer_{LAYERS - 1}.attn/sink"
+    chunk = next(p for p in (out / "store.zarr" / name).iterdir() if p.name.startswith("c."))
+    data = bytearray(chunk.read_bytes())
+    data[40:48] = bytes(255 - b for b in data[40:48])  # values change, the file still decodes
+    chunk.write_bytes(bytes(data))
+    damaged = runner.invoke(app, ["check", "--out", str(out)])
+    assert damaged.exit_code == 2, damaged.output
+    assert name in damaged.output and "Traceback" not in damaged.output

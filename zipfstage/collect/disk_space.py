@@ -28,7 +28,7 @@ def spec_estimate(spec: StoreSpec, tokens: int, block: int) -> SpaceEstimate:
     """The estimate for the store `spec` describes, once `tokens` rows are written."""
     channels = {p: spec.point_channels.get(p, spec.channel_indices) for p in spec.points}
     arrays = planned_arrays(
-        spec.plan, spec.points, spec.metrics, channels, spec.topk, spec.value_dtype
+        spec.plan, spec.points, spec.metrics, channels, spec.topk, spec.value_dtype, spec.attention
     )
     return estimate_space(list(arrays), spec.plan, tokens, block)
 

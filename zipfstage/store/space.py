@@ -19,20 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
-from zipfstage.records import CHANNEL_WISE, TOPK_ABS
+from zipfstage.records import ATTN_METRICS, CHANNEL_WISE, TOPK_ABS
 from zipfstage.store.layout import (
     BATCH_DIGEST,
+    CHECKSUMS,
     PROGRESS,
     TOKEN_IDS,
     TOKEN_POSITIONS,
     StorePlan,
     metric_array_name,
 )
-from zipfstage.store.writer import TOPK_DTYPES, TopkLayout, collect_chunk_rows
+from zipfstage.store.writer import TOPK_DTYPES, TopkLayout, batch_chunk, collect_chunk_rows
 
 #: file system blocks of each node (array or group) besides its chunks: its folder and zarr.json
 NODE_BLOCKS = 2
-#: the per-batch arrays (progress, digest): bytes per batch and batches per chunk file
+#: the per-batch arrays (progress, digest): bytes per batch; batch_checksum's depends on the
+#: number of arrays it covers (a uint32 each, plus the seal)
 PER_BATCH = {PROGRESS: 4, BATCH_DIGEST: 8}
 
 
@@ -70,13 +72,18 @@ def planned_arrays(
     point_channels: Mapping[str, list[int]],
     topk: Mapping[str, TopkLayout],
     value_dtype: str,
+    attention: Mapping[str, int] | None = None,
 ) -> Iterator[PlannedArray]:
     """Every array `create_store` makes for this plan, with the same chunking."""
     rows = plan.planned_rows
+    attention = attention or {}
     for name in (TOKEN_IDS, TOKEN_POSITIONS):
         yield PlannedArray(name, rows, 4, collect_chunk_rows(plan, 4))
-    for name, size in PER_BATCH.items():
-        yield PlannedArray(name, plan.planned_batches, size, 1)
+    covered = 2 + len(points) * len(metrics) + len(topk) * len(TOPK_DTYPES)
+    covered += len(attention) * len(ATTN_METRICS)
+    per_batch = {**PER_BATCH, CHECKSUMS: 4 * (covered + 1)}
+    for name, size in per_batch.items():
+        yield PlannedArray(name, plan.planned_batches, size, batch_chunk(plan, size))
     for point in points:
         width = max(len(point_channels.get(point, [])), 1)
         for metric in metrics:
@@ -89,6 +96,10 @@ def planned_arrays(
             row = itemsize * max(layout.k, 1)
             array = metric_array_name(point, name)
             yield PlannedArray(array, rows, row, collect_chunk_rows(plan, row))
+    for point, heads in attention.items():
+        for metric in ATTN_METRICS:
+            name, row = metric_array_name(point, metric), 4 * heads
+            yield PlannedArray(name, rows, row, collect_chunk_rows(plan, row))
 
 
 def estimate_space(
@@ -99,7 +110,7 @@ def estimate_space(
     total = largest = 0
     data = 0
     for array in arrays:
-        written = batches if array.name in PER_BATCH else tokens
+        written = batches if array.name in (*PER_BATCH, CHECKSUMS) else tokens
         total += _allocated(written, array.row_bytes, array.chunk_rows, block)
         total += NODE_BLOCKS * block
         largest = max(largest, written * array.row_bytes)

@@ -126,6 +126,7 @@ def create_store(
         covered = [TOKEN_IDS, TOKEN_POSITIONS]
         covered += [metric_array_name(p, m) for p in points for m in metrics]
         covered += [metric_array_name(p, name) for p in topk or {} for name in TOPK_DTYPES]
+        covered += [metric_array_name(p, m) for p in attention or {} for m in ATTN_METRICS]
         _create_checksums(root, plan, covered)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
