@@ -19,19 +19,12 @@ from pathlib import Path
 
 import torch
 from bench_collect import time_collect  # the same measurement, run from benchmarks/
+from bench_sites import with_sites
 
 from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
-from zipfstage.collect.plan import PreparedRun, prepare_run
-from zipfstage.collect.points import resolve_points
+from zipfstage.collect.plan import prepare_run
 from zipfstage.config import CollectSettings
-
-LAYERS = ["first", "middle", "last"]
-
-
-def with_sites(base: PreparedRun, sites: list[str]) -> PreparedRun:
-    """The same run at other points, without reloading the model."""
-    return base.at_points(resolve_points(LAYERS, base.loaded.architecture.n_layers, sites))
 
 
 def main() -> None:

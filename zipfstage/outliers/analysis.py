@@ -22,6 +22,7 @@ from zipfstage.outliers.sun import Decode, MassiveAccumulator, massive_summary
 from zipfstage.outliers.super_weight import ChannelMax, super_weight_candidate, super_weight_pairs
 from zipfstage.records import jsonable
 from zipfstage.stage import Progress
+from zipfstage.store.derived import read_derived
 from zipfstage.store.layout import RunFolder, store_path
 from zipfstage.store.reader import StoreReader, open_store
 from zipfstage.store.tokenizer import load_decoder
@@ -196,20 +197,8 @@ def write_outliers(run_dir: Path, report: OutlierReport) -> Path:
 def read_outliers(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     """(outliers.json, None) when current; (None, why) when missing or made from another store."""
     path = outliers_path(run_dir)
-    if not path.is_file():
-        return None, None
-    try:
-        data = json.loads(path.read_text())
-        reader = open_store(Path(run_dir))
-    except (OSError, ValueError, ZipfstageError) as exc:
-        return None, f"{path.name} cannot be read: {exc}"
-    if not isinstance(data, dict) or not isinstance(data.get("points"), dict):
-        return None, f"{path.name} is not an outlier analysis"
-    current = (reader.attributes.generation, reader.n_tokens)
-    made_from = (data.get("store_id"), data.get("n_tokens_store", reader.n_tokens))
-    if made_from != current:
-        return None, f"{path.name} was made from another store state: run `zipfstage fit` again"
-    return data, None
+    analysis = "an outlier analysis"
+    return read_derived(run_dir, path, "points", analysis, "zipfstage fit", default_tokens=True)
 
 
 def run_outlier_analysis(

@@ -14,8 +14,8 @@ from typing import Any
 
 from zipfstage.errors import ZipfstageError
 from zipfstage.records import jsonable
+from zipfstage.store.derived import read_derived
 from zipfstage.store.layout import RunFolder
-from zipfstage.store.reader import open_store
 
 ABLATE_SCHEMA = 1
 
@@ -38,17 +38,4 @@ def read_ablation(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     """(ablate.json, None) when current; (None, why) when unreadable or from another store state;
     (None, None) when there is none."""
     path = RunFolder.at(run_dir).ablate_json
-    if not path.is_file():
-        return None, None
-    try:
-        data = json.loads(path.read_text())
-        reader = open_store(Path(run_dir))
-    except (OSError, ValueError, ZipfstageError) as exc:
-        return None, f"{path.name} cannot be read: {exc}"
-    if not isinstance(data, dict) or not isinstance(data.get("interventions"), list):
-        return None, f"{path.name} is not an ablation result"
-    current = (reader.attributes.generation, reader.n_tokens)
-    made_from = (data.get("store_id"), data.get("n_tokens_store"))
-    if made_from != current:
-        return None, f"{path.name} was made from another store state: run `zipfstage ablate` again"
-    return data, None
+    return read_derived(run_dir, path, "interventions", "an ablation result", "zipfstage ablate")
