@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from zipfstage.errors import ZipfstageError
+from zipfstage.fitting.bootstrap import BootstrapResult, groups_in_sorted_order
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
@@ -35,6 +36,7 @@ def fit_power_law(
     scan: bool = False,
     exact_scan: bool = False,
     ks: KsRule = "powerlaw",
+    groups: np.ndarray | None = None,
 ) -> FitRecord:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
@@ -49,9 +51,13 @@ def fit_power_law(
     lower bounds unless `exact_scan`). `slope`/`r2` are the descriptive OLS fit of
     the tail's rank-frequency plot. `ks_distance` is `powerlaw`'s KS distance, `ks_sup` the
     two-sided supremum (larger on ties; `ks="sup"` picks xmin by it). Unfittable data: `reason`.
+    `groups` labels each value with its sequence (same length as `x`): dependent tokens widen the
+    KS distance, so the bootstrap then draws whole sequences (`p_value_method` says which scheme).
     """
     if ks not in KS_RULES:
         raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
+    if groups is not None and np.size(groups) != np.size(x):
+        raise ZipfstageError(f"groups has {np.size(groups)} labels for {np.size(x)} values")
     prep = prepare(x, xmax=xmax)
     refusal = _refusal(prep, xmax, min_tail)
     if refusal is not None:
@@ -72,16 +78,24 @@ def fit_power_law(
             min_tail=min_tail,
             alpha_range=alpha_range,
             ks=ks,
+            groups=None if groups is None else groups_in_sorted_order(x, groups, xmax),
         )
-        result = result.replace(
-            p_value=boot.p_value,
-            n_failed=boot.n_failed,
-            alpha_ci=boot.alpha_ci,
-            xmin_ci=None if xmin is not None else boot.xmin_ci,
-            bootstrap_alpha=boot.alphas,
-            bootstrap_xmin=boot.xmins,
-        )
+        result = _with_bootstrap(result, boot, xmin_given=xmin is not None)
     return result
+
+
+def _with_bootstrap(result: FitRecord, boot: BootstrapResult, xmin_given: bool) -> FitRecord:
+    """p, its provenance and the intervals (no xmin interval for a given xmin)."""
+    return result.replace(
+        p_value=boot.p_value,
+        p_value_method=boot.method,
+        p_value_grid=boot.grid,
+        n_failed=boot.n_failed,
+        alpha_ci=boot.alpha_ci,
+        xmin_ci=None if xmin_given else boot.xmin_ci,
+        bootstrap_alpha=boot.alphas,
+        bootstrap_xmin=boot.xmins,
+    )
 
 
 def unfit(status: str, reason: str, n: int, n_dropped: int, **extra: Any) -> FitRecord:
