@@ -34,11 +34,13 @@ def spawn_collect(model: Path, out: Path, *args: str) -> subprocess.Popen[bytes]
 
 
 def committed_batches(out: Path) -> int:
-    try:
-        progress = zarr.open_group(out / "store.zarr", mode="r")["progress"]
-        return int(np.count_nonzero(progress[:]))  # type: ignore[index,arg-type]
-    except Exception:
+    """Batches committed so far: 0 until collect has created the progress array; any other
+    failure to read it (a renamed or damaged array) is raised, never read as "nothing yet"."""
+    store = out / "store.zarr"
+    if not (store / "progress" / "zarr.json").exists():
         return 0
+    progress = zarr.open_group(store, mode="r")["progress"]
+    return int(np.count_nonzero(progress[:]))  # type: ignore[index,arg-type]
 
 
 def all_arrays(out: Path) -> dict[str, np.ndarray]:

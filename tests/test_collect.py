@@ -156,7 +156,13 @@ def test_fit_reads_the_collected_topk_arrays(tiny_llama: Path, tmp_path: Path) -
     fit = runner.invoke(app, ["fit", "--out", str(tmp_path), "--metrics", "max_abs,hill_tail"])
     assert fit.exit_code == 0, fit.output
     outliers = json.loads((tmp_path / "outliers.json").read_text())
-    assert outliers
+    assert outliers["store_id"] == store.attributes.generation
+    assert sorted(outliers["points"]) == sorted(store.points)
+    for (
+        point
+    ) in store.points:  # the largest |h| over every token and channel (no position left out)
+        largest = float(np.max(store.metric(point, "max_abs")))
+        assert outliers["points"][point]["massive"]["top"][0] == pytest.approx(largest, rel=1e-6)
     fits = json.loads((tmp_path / "fits.json").read_text())
     assert not any(name.startswith("topk") for by_metric in fits.values() for name in by_metric)
 

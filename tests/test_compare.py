@@ -121,8 +121,9 @@ def test_compare_json_places_runs_by_relative_depth(compared: Path, runs: list[P
         {"embed": 0, "layer_2": 2 / 7, "layer_4": 4 / 7, "layer_7": 1}
     )
     assert data["metrics"] == SCALARS
-    records = json.loads(json.dumps(open_store(runs[1]).info))  # sanity: store readable
-    assert records["model"]["n_layers"] == 8
+    # compare reports each run's depth and model as its store records them
+    assert [r["n_layers"] for r in data["runs"]] == [4, 8]
+    assert [r["model"]["name"] for r in data["runs"]] == ["tiny-4L", EVIL]
     fits = zarr.open_group(runs[1] / "store.zarr", mode="r")
     for entry in data["alpha"]["rms"][EVIL]:
         record = fits[f"fits/{entry['point']}/rms"].attrs["record"]
@@ -368,7 +369,12 @@ def test_tiny_models_of_different_depth_and_width(
     assert data["ccdf_overlay_points"]["rms"]["last"] == dict.fromkeys(
         [r["label"] for r in data["runs"]], None
     ) | {r["label"]: f"layer_{r['n_layers'] - 1}" for r in data["runs"]}
-    assert re.search(r"hidden_size|Qwen3|qwen3", json.dumps(data["runs"][1]["model"]))
+    models = [r["model"] for r in data["runs"]]
+    assert [(m["model_type"], m["n_layers"], m["hidden_size"]) for m in models] == [
+        ("llama", 4, open_store(dirs[0]).info["model"]["hidden_size"]),
+        ("qwen3", 6, 64),
+    ]
+    assert models[1]["architecture"].startswith("Qwen3")
 
 
 def test_compare_demo_runs_two_corpora_and_two_dtypes(

@@ -144,12 +144,13 @@ def test_global_median_against_exact_median() -> None:
     gaussian = np.abs(rng.normal(size=(2000, 576)) * scales)
     gaussian[:, 7] *= 1000  # outlier channels hardly move the median
     laplace = np.abs(rng.laplace(size=(2000, 576)) * scales)
-    for tensor, tolerance in ((gaussian, 0.005), (laplace, 0.05)):
+    # README: within 3.5 % (0.06 % and 3.1 % here) where the median of medians is 4.7-7.9 % off
+    for tensor, tolerance in ((gaussian, 0.001), (laplace, 0.035)):
         exact = np.median(tensor)
-        estimate = global_median(np.median(tensor, axis=1))
-        assert abs(estimate / exact - 1) < tolerance
-        # better than the plain median of per-token medians on scale mixtures
-        assert abs(estimate / exact - 1) < abs(np.median(np.median(tensor, axis=1)) / exact - 1)
+        token_medians = np.median(tensor, axis=1)
+        error = abs(global_median(token_medians) / exact - 1)
+        assert error < tolerance
+        assert abs(np.median(token_medians) / exact - 1) > max(0.04, error)
     same_scale = np.abs(rng.normal(size=(500, 200)))
     assert global_median(np.median(same_scale, axis=1)) == pytest.approx(
         np.median(same_scale), rel=0.01

@@ -18,6 +18,7 @@ from tests.plot_helpers import FAILED_REASON, write_synthetic_fits
 from tests.synthetic_store import make_synthetic_store
 from zipfstage.cli import app
 from zipfstage.errors import ZipfstageError
+from zipfstage.formatting import fmt_number
 from zipfstage.records import Comparison, FitRecord
 from zipfstage.report.content import choose_tail_metric
 from zipfstage.report.escape import markdown_code, markdown_text
@@ -146,18 +147,30 @@ def test_report_markdown_has_every_row_and_its_images(report_dir: Path) -> None:
         assert (report_dir / image).read_bytes().startswith(b"\x89PNG")
 
 
+#: one row of a tail card's "one by one" table: rank, token, id, position, value
+TAIL_ROW = re.compile(
+    r"<tr><td class='num'>(\d+)</td><td><code>[^<]*</code></td><td class='num'>(-?\d+)</td>"
+    r"<td class='num'>(\d+)</td><td class='num'>([^<]+)</td></tr>"
+)
+
+
 def test_tail_tokens_are_the_largest_values_with_their_positions(report_dir: Path) -> None:
     reader = open_store(report_dir)
-    values = reader.metric("layer_1", "max_abs")
-    top = np.argsort(values)[::-1][:7]
-    rows = parse(report_dir / "report.html").rows
     text = (report_dir / "report.html").read_text(encoding="utf-8")
     section = text[text.index("id='tails'") :]
     assert "max_abs" in section and "at position 0" in section
-    for row in top:
-        assert f"<td class='num'>{reader.positions()[row]}</td>" in section
     assert "tokens are shown by id" in text
-    assert not rows.get("tails")
+    for point in POINTS:
+        values = reader.metric(point, "max_abs")
+        top = np.argsort(values)[::-1][:7]
+        card = section[section.index(f"<div id='tail-{point}'>") :]
+        card = card[: card.index("</details>")]
+        shown = [(int(r), int(i), int(p), v) for r, i, p, v in TAIL_ROW.findall(card)]
+        expected = [
+            (rank, int(reader.token_ids()[row]), int(reader.positions()[row]), fmt_number(v, 4))
+            for rank, (row, v) in enumerate(zip(top, values[top], strict=True), start=1)
+        ]
+        assert shown == expected, point
 
 
 def test_top_indices_uses_the_largest_finite_values() -> None:

@@ -210,9 +210,15 @@ def test_mlp_act_of_last_layer_stops_before_down_projection_and_lm_head(
 def test_moe_supports_residual_sites_and_refuses_mlp_act() -> None:
     model = build_model("qwen3_moe")
     architecture = resolve_architecture(model)
-    points = resolve_points(["layer_1"], LAYERS, ["attn_out", "resid_mid", "mlp_out"])
-    with point_hooks(architecture, points, lambda p, h: None):
+    points = resolve_points(["layer_1"], LAYERS, ["attn_out", "resid_mid", "mlp_out", "resid_post"])
+    seen: dict[str, torch.Tensor] = {}
+    with point_hooks(architecture, points, lambda p, h: seen.setdefault(p.name, h.clone())):
         run_until_last_point(architecture, _ids())
+    assert sorted(seen) == ["layer_1", "layer_1.attn_out", "layer_1.mlp_out", "layer_1.resid_mid"]
+    assert all(h.shape[-1] == architecture.hidden_size for h in seen.values())
+    # the sites are the block's own pieces: the expert MLP's output completes the residual stream
+    torch.testing.assert_close(seen["layer_1.resid_mid"] + seen["layer_1.mlp_out"], seen["layer_1"])
+    assert not torch.allclose(seen["layer_1.attn_out"], seen["layer_1.mlp_out"])
     refused = resolve_points(["layer_1.mlp_act"], LAYERS)
     expected = r"qwen3_moe layer 1 has no site mlp_act: its MLP is a mixture of experts"
     with pytest.raises(ZipfstageError, match=expected), point_hooks(architecture, refused, print):

@@ -63,6 +63,8 @@ _ESTIMATE_KEYS = (
     "xmin_ci",
     "p_value",
     "n_failed",
+    "p_value_method",
+    "p_value_grid",
     "slope",
     "intercept",
     "r2",
@@ -144,6 +146,12 @@ class FitRecord:
     p_value: float | None = None
     #: bootstrap replicates whose re-fit failed: they are left out of the p-value's denominator
     n_failed: int | None = None
+    #: how the bootstrap drew its synthetic sets: "iid" (each value independently) or
+    #: "sequence_blocks" (whole sequences, for dependent tokens); None without a bootstrap and in
+    #: records written before this field existed
+    p_value_method: str | None = None
+    #: the grid synthetic tails were rounded to: "bfloat16", "float16" or "continuous"
+    p_value_grid: str | None = None
     slope: float | None = None
     intercept: float | None = None
     r2: float | None = None
@@ -247,6 +255,8 @@ class FitRecord:
             status=str(record.get("status", STATUS_OK)),
             reason=record.get("reason"),
             store_id=_text(record.get("store_id")),
+            p_value_method=_text(record.get("p_value_method")),
+            p_value_grid=_text(record.get("p_value_grid")),
             alpha_ci=_pair(record.get("alpha_ci")),
             xmin_ci=_pair(record.get("xmin_ci")),
             flags=tuple(str(f) for f in record.get("flags") or []),

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from zipfstage.errors import ZipfstageError
-from zipfstage.fitting.bootstrap import BootstrapResult
+from zipfstage.fitting.bootstrap import BootstrapResult, groups_in_sorted_order
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
@@ -53,6 +53,7 @@ def fit_power_law(
     exact_scan: bool = False,
     ks: KsRule = "powerlaw",
     discrete: bool = False,
+    groups: np.ndarray | None = None,
 ) -> FitRecord:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
@@ -69,10 +70,14 @@ def fit_power_law(
     two-sided supremum (larger on ties; `ks="sup"` picks xmin by it). Unfittable data: `reason`.
     `discrete` fits the discrete power law on the integers (`discrete.py`: Hurwitz-zeta
     normaliser, its own alternatives and bootstrap); the data must then be integers, and `xmax`
-    is not supported.
+    is not supported. `groups` labels each value with its sequence (same length as `x`):
+    dependent tokens widen the KS distance, so the continuous bootstrap then draws whole
+    sequences (`p_value_method` says which scheme).
     """
     if ks not in KS_RULES:
         raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
+    if groups is not None and np.size(groups) != np.size(x):
+        raise ZipfstageError(f"groups has {np.size(groups)} labels for {np.size(x)} values")
     prep = prepare(x, xmax=xmax)
     if discrete:
         _check_discrete(prep, xmax)
@@ -86,16 +91,26 @@ def fit_power_law(
     if compare:
         result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
     if bootstrap > 0:
-        boot = _bootstrap(prep, tail, bootstrap, seed, xmax, min_tail, alpha_range, ks, discrete)
-        result = result.replace(
-            p_value=boot.p_value,
-            n_failed=boot.n_failed,
-            alpha_ci=boot.alpha_ci,
-            xmin_ci=None if xmin is not None else boot.xmin_ci,
-            bootstrap_alpha=boot.alphas,
-            bootstrap_xmin=boot.xmins,
+        sorted_groups = None if groups is None else groups_in_sorted_order(x, groups, xmax)
+        boot = _bootstrap(
+            prep, tail, bootstrap, seed, xmax, min_tail, alpha_range, ks, discrete, sorted_groups
         )
+        result = _with_bootstrap(result, boot, xmin_given=xmin is not None)
     return result
+
+
+def _with_bootstrap(result: FitRecord, boot: BootstrapResult, xmin_given: bool) -> FitRecord:
+    """p, its provenance and the intervals (no xmin interval for a given xmin)."""
+    return result.replace(
+        p_value=boot.p_value,
+        p_value_method=boot.method,
+        p_value_grid=boot.grid,
+        n_failed=boot.n_failed,
+        alpha_ci=boot.alpha_ci,
+        xmin_ci=None if xmin_given else boot.xmin_ci,
+        bootstrap_alpha=boot.alphas,
+        bootstrap_xmin=boot.xmins,
+    )
 
 
 def _bootstrap(
@@ -108,8 +123,10 @@ def _bootstrap(
     alpha_range: tuple[float | None, float | None],
     ks: KsRule,
     discrete: bool,
+    groups: np.ndarray | None,
 ) -> BootstrapResult:
-    """The continuous bootstrap, or the discrete one (its own synthetic tails and re-fits)."""
+    """The continuous bootstrap (whole sequences when `groups` says which they are), or the
+    discrete one (its own synthetic tails and re-fits, drawn independently)."""
     if discrete:
         return discrete_bootstrap(
             prep, tail, replicates, seed, min_tail=min_tail, alpha_range=alpha_range, ks=ks
@@ -123,6 +140,7 @@ def _bootstrap(
         min_tail=min_tail,
         alpha_range=alpha_range,
         ks=ks,
+        groups=groups,
     )
 
 

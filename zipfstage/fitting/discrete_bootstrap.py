@@ -60,4 +60,5 @@ def discrete_bootstrap(
         alphas,
         xmins,
         int((~done).sum()),
+        grid="integers",
     )

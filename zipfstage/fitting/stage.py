@@ -33,7 +33,7 @@ from zipfstage.store.lock import holds_reading_lock
 from zipfstage.store.reader import StoreReader, open_store
 
 #: bump when a change to the fitting code should invalidate stored fits
-FIT_VERSION = 3
+FIT_VERSION = 4
 
 Key = tuple[str, str]
 
@@ -64,6 +64,8 @@ class FitTask:
     min_tail: int
     ks: KsRule = "powerlaw"
     discrete: bool = False
+    #: each value's sequence: the bootstrap draws whole sequences (tokens of one are dependent)
+    groups: np.ndarray | None = None
 
 
 Fitted = tuple[FitTask, FitRecord]
@@ -182,10 +184,12 @@ def per_column(point: str, metric: str) -> bool:
 def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[FitTask]:
     """Read one pair's values, subsample seeded rows, and split channel_wise into channels."""
     data = store.metric(pair.point, pair.metric, settings.skip_positions)
+    groups = _sequences(store, settings.skip_positions, data.shape[0])
     rng = np.random.default_rng([settings.seed, zlib.crc32(f"{pair.point}/{pair.metric}".encode())])
-    rows = data.shape[0]
-    if settings.max_samples and rows > settings.max_samples:
-        data = data[np.sort(rng.choice(rows, size=settings.max_samples, replace=False))]
+    drawn = subsample_rows(data.shape[0], settings.max_samples, rng)
+    if drawn is not None:
+        data = data[drawn]
+        groups = None if groups is None else groups[drawn]
     if site_of(pair.point) == ATTN:  # the heads are the columns; the values are >= 0 already
         columns: list[tuple[int | None, np.ndarray]] = [
             (head, data[:, head].astype(np.float64)) for head in range(data.shape[1])
@@ -208,6 +212,7 @@ def read_tasks(store: StoreReader, pair: Pair, settings: FitSettings) -> list[Fi
             settings.min_tail,
             settings.ks,
             use_discrete(settings.discrete, values, grid),
+            groups,
         )
         for channel, values in columns
     ]
@@ -234,6 +239,30 @@ def use_discrete(choice: str, values: np.ndarray, on_grid: bool) -> bool:
     if choice == "auto":
         return not on_grid and is_integer_valued(values)
     return choice == "yes"
+
+
+def subsample_rows(rows: int, max_samples: int, rng: np.random.Generator) -> np.ndarray | None:
+    """The rows `fit --max-samples` keeps: a seeded draw without replacement, in store order
+    (None: keep all). One function, so `benchmarks/bench_calibration.py` draws exactly as `fit`."""
+    if not max_samples or rows <= max_samples:
+        return None
+    return np.sort(rng.choice(rows, size=max_samples, replace=False))
+
+
+def _sequences(store: StoreReader, skip_positions: int, rows: int) -> np.ndarray | None:
+    """Each row's sequence, for the rows `store.metric` returns (None if the lengths disagree, as
+    they can in a store whose final trim was interrupted: the bootstrap then draws iid)."""
+    positions = store.positions()
+    groups = sequence_index(positions)[positions >= skip_positions]
+    return groups if groups.size == rows else None
+
+
+def sequence_index(positions: np.ndarray) -> np.ndarray:
+    """Number each token's sequence: the store holds sequences whole and in order, so a new one
+    starts wherever the position does not grow (this holds after any rows are left out, too)."""
+    starts = np.ones(positions.size, dtype=bool)
+    np.less_equal(positions[1:], positions[:-1], out=starts[1:])
+    return np.cumsum(starts, dtype=np.int64) - 1
 
 
 def schedule(tasks: list[FitTask], workers: int, progress: Progress | None) -> Iterator[Fitted]:
@@ -271,6 +300,7 @@ def fit_task(task: FitTask) -> Fitted:
             scan=True,
             ks=task.ks,
             discrete=task.discrete,
+            groups=task.groups,
         )
     except Exception as exc:  # a batch of fits must finish: report, do not raise
         reason = f"{type(exc).__name__}: {exc}"
