@@ -24,7 +24,9 @@ from zipfstage.compare.depth import nearest, parse_point, place, relative_depth
 from zipfstage.compare.runs import load_runs
 from zipfstage.report.escape import markdown_text
 from zipfstage.store import StoreReader, open_store
+from zipfstage.store.checksums import COLUMNS_ATTR
 from zipfstage.store.fits import write_fit
+from zipfstage.store.layout import CHECKSUMS
 from zipfstage.store.writer import update_attributes
 
 runner = CliRunner()
@@ -51,6 +53,11 @@ def rename_point(out: Path, old: str, new: str) -> None:
     for group in ("metrics", "fits"):
         if (store / group / old).exists():
             (store / group / old).rename(store / group / new)
+    checksums = zarr.open_array(store / CHECKSUMS, mode="r+")  # the columns name the arrays
+    prefix = f"metrics/{old}/"
+    columns = checksums.attrs[COLUMNS_ATTR]
+    renamed = [f"metrics/{new}/{c[len(prefix) :]}" if c.startswith(prefix) else c for c in columns]
+    checksums.attrs[COLUMNS_ATTR] = renamed
     info = open_store(out).info
     points = [new if p == old else p for p in info["points"]]
     update_attributes(store, {"points": points})
@@ -242,8 +249,9 @@ def test_labels_name_what_differs(tmp_path: Path) -> None:
         "same-model \u00b7 synthetic \u00b7 bfloat16",
         "same-model \u00b7 stdlib-docstrings \u00b7 float32",
     ]
-    twins = [r.label for r in load_runs([base, base])]
-    assert len(set(twins)) == 2
+    again = synthetic_run(tmp_path / "again", points, 4, "same-model")  # same settings, new store
+    twins = [r.label for r in load_runs([base, again])]
+    assert twins == ["same-model (base)", "same-model (again)"]
     named = [r.label for r in load_runs([base, half], ["a", "b"])]
     assert named == ["a", "b"]
 
