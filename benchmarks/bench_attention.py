@@ -18,33 +18,24 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_collect import time_collect  # the same measurement, run from benchmarks/
+from bench_collect import (  # the same measurement, run from benchmarks/
+    run_arguments,
+    run_settings,
+    time_collect,
+)
 from bench_sites import with_sites
 
 from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
 from zipfstage.collect.plan import prepare_run
-from zipfstage.config import CollectSettings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="demo")
-    parser.add_argument("--tokens", type=int, default=4096)
-    parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default=None)
+    run_arguments(parser, tokens=4096, repeats=5)
     args = parser.parse_args()
     hide_transformers_progress()  # an entry point: its output is the table below
-    settings = CollectSettings(
-        model=args.model,
-        max_tokens=args.tokens,
-        seq_len=args.seq_len,
-        batch_size=args.batch_size,
-        device=args.device,
-        sites=["attn", "resid_post"],
-    )
+    settings = run_settings(args, sites=["attn", "resid_post"])
     with tempfile.TemporaryDirectory() as tmp:
         base = prepare_run(settings, Path(tmp), place(settings))
         baseline, attn = with_sites(base, ["resid_post"]), with_sites(base, ["attn", "resid_post"])

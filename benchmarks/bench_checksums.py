@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_collect import time_collect
+from bench_collect import run_arguments, run_settings, time_collect
 
 from zipfstage.collect.coordinator import create_or_check_store
 from zipfstage.collect.host_memory import keep_freed_memory
@@ -31,7 +31,6 @@ from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
 from zipfstage.collect.plan import PreparedRun, prepare_run
 from zipfstage.collect.points import resolve_points
-from zipfstage.config import CollectSettings
 from zipfstage.store import StoreWriter, store_path
 from zipfstage.store.writer import TOPK_DTYPES
 
@@ -76,20 +75,10 @@ def batch_write_share(run: PreparedRun, out: Path, per_batch: float, repeats: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="demo")
-    parser.add_argument("--tokens", type=int, default=4096)
-    parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
+    run_arguments(parser, tokens=4096, repeats=5)
     args = parser.parse_args()
     hide_transformers_progress()
-    settings = CollectSettings(
-        model=args.model,
-        max_tokens=args.tokens,
-        seq_len=args.seq_len,
-        batch_size=args.batch_size,
-        compact=False,
-    )
+    settings = run_settings(args, compact=False)
     keep_freed_memory()
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)

@@ -14,7 +14,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_collect import time_collect  # the same measurement, run from benchmarks/
+from bench_collect import (  # the same measurement, run from benchmarks/
+    run_arguments,
+    run_settings,
+    time_collect,
+)
 
 from zipfstage.collect.models import hide_transformers_progress
 from zipfstage.collect.placement import place
@@ -23,7 +27,6 @@ from zipfstage.collect.plan import (
     prepare_run,
 )
 from zipfstage.collect.points import resolve_points
-from zipfstage.config import CollectSettings
 from zipfstage.point_names import SITES
 
 LAYERS = ["first", "middle", "last"]
@@ -36,21 +39,10 @@ def with_sites(base: PreparedRun, sites: list[str]) -> PreparedRun:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="demo")
-    parser.add_argument("--tokens", type=int, default=4096)
-    parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default=None)
+    run_arguments(parser, tokens=4096, repeats=3)
     args = parser.parse_args()
     hide_transformers_progress()  # an entry point: its output is the table below
-    settings = CollectSettings(
-        model=args.model,
-        max_tokens=args.tokens,
-        seq_len=args.seq_len,
-        batch_size=args.batch_size,
-        device=args.device,
-    )
+    settings = run_settings(args)
     with tempfile.TemporaryDirectory() as tmp:
         base = prepare_run(settings, Path(tmp), place(settings))
         modes = {
