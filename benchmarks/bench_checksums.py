@@ -38,7 +38,7 @@ from zipfstage.store.writer import TOPK_DTYPES
 def timed(run: PreparedRun, out: Path, checksums: bool) -> tuple[float, float, int]:
     StoreWriter.checksums = checksums
     try:
-        return time_collect(run, out)
+        return time_collect(run, out, check=checksums)
     finally:
         StoreWriter.checksums = True
 
