@@ -65,6 +65,7 @@ _ESTIMATE_KEYS = (
     "n_failed",
     "p_value_method",
     "p_value_grid",
+    "alpha_grid",
     "slope",
     "intercept",
     "r2",
@@ -152,6 +153,9 @@ class FitRecord:
     p_value_method: str | None = None
     #: the grid synthetic tails were rounded to: "bfloat16", "float16" or "continuous"
     p_value_grid: str | None = None
+    #: the grid alpha was chosen on instead of the exact MLE (`fit_power_law(alpha_grid=...)`,
+    #: Clauset's "1.5:0.01:3.5"); None for the exact MLE
+    alpha_grid: str | None = None
     slope: float | None = None
     intercept: float | None = None
     r2: float | None = None
@@ -257,6 +261,7 @@ class FitRecord:
             store_id=_text(record.get("store_id")),
             p_value_method=_text(record.get("p_value_method")),
             p_value_grid=_text(record.get("p_value_grid")),
+            alpha_grid=_text(record.get("alpha_grid")),
             alpha_ci=_pair(record.get("alpha_ci")),
             xmin_ci=_pair(record.get("xmin_ci")),
             flags=tuple(str(f) for f in record.get("flags") or []),

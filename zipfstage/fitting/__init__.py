@@ -9,11 +9,13 @@ The result is a `zipfstage.records.FitRecord`; `PowerLawFit` is its name here, k
 
 from zipfstage.fitting.api import fit_power_law
 from zipfstage.fitting.compare import compare_alternatives
+from zipfstage.fitting.discrete import CLAUSET_ALPHA_GRID
 from zipfstage.records import ALTERNATIVES, Comparison, ScanCurves
 from zipfstage.records import FitRecord as PowerLawFit
 
 __all__ = [
     "ALTERNATIVES",
+    "CLAUSET_ALPHA_GRID",
     "Comparison",
     "PowerLawFit",
     "ScanCurves",

@@ -11,7 +11,13 @@ from zipfstage.fitting.bootstrap import BootstrapResult, groups_in_sorted_order
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
-from zipfstage.fitting.discrete import fixed_discrete, is_integer_valued, scan_discrete
+from zipfstage.fitting.discrete import (
+    checked_grid,
+    fixed_discrete,
+    grid_label,
+    is_integer_valued,
+    scan_discrete,
+)
 from zipfstage.fitting.discrete_bootstrap import discrete_bootstrap
 from zipfstage.fitting.discrete_compare import compare_discrete
 from zipfstage.fitting.prepared import Prepared, prepare
@@ -54,6 +60,7 @@ def fit_power_law(
     ks: KsRule = "powerlaw",
     discrete: bool = False,
     groups: np.ndarray | None = None,
+    alpha_grid: np.ndarray | None = None,
 ) -> FitRecord:
     """Fit a continuous power law p(x) ~ x^-alpha above xmin (Clauset, Shalizi & Newman 2009).
 
@@ -72,29 +79,38 @@ def fit_power_law(
     normaliser, its own alternatives and bootstrap); the data must then be integers, and `xmax`
     is not supported. `groups` labels each value with its sequence (same length as `x`):
     dependent tokens widen the KS distance, so the continuous bootstrap then draws whole
-    sequences (`p_value_method` says which scheme).
+    sequences (`p_value_method` says which scheme). `alpha_grid` (discrete only) takes, for
+    every candidate and re-fit, the grid's most likely alpha instead of the exact MLE, as
+    Clauset's plfit/plpva do with `CLAUSET_ALPHA_GRID`: that reproduces Table 6.1's p-values
+    (README, "Discrete data"); the record's `alpha_grid` then says so.
     """
     if ks not in KS_RULES:
         raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
     if groups is not None and np.size(groups) != np.size(x):
         raise ZipfstageError(f"groups has {np.size(groups)} labels for {np.size(x)} values")
+    if alpha_grid is not None and not discrete:
+        raise ZipfstageError("alpha_grid is for discrete=True fits; leave it out here")
+    grid = checked_grid(alpha_grid)
     prep = prepare(x, xmax=xmax)
     if discrete:
         _check_discrete(prep, xmax)
     refusal = _refusal(prep, xmax, min_tail)
     if refusal is not None:
         return refusal
-    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks, discrete)
+    tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks, discrete, grid)
     if not isinstance(tail, TailFit):
         return tail.replace(discrete=discrete)
-    result = _tail_result(prep, tail, xmax, min_tail, alpha_range).replace(discrete=discrete)
+    result = _tail_result(prep, tail, xmax, min_tail, alpha_range).replace(
+        discrete=discrete, alpha_grid=grid_label(grid)
+    )
     if compare:
         result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
     if bootstrap > 0:
         sorted_groups = None if groups is None else groups_in_sorted_order(x, groups, xmax)
         boot = _bootstrap(
-            prep, tail, bootstrap, seed, xmax, min_tail, alpha_range, ks, discrete, sorted_groups
-        )
+            prep, tail, bootstrap, seed, xmax, min_tail, alpha_range, ks, discrete, sorted_groups,
+            grid,
+        )  # fmt: skip
         result = _with_bootstrap(result, boot, xmin_given=xmin is not None)
     return result
 
@@ -124,13 +140,15 @@ def _bootstrap(
     ks: KsRule,
     discrete: bool,
     groups: np.ndarray | None,
+    alpha_grid: np.ndarray | None = None,
 ) -> BootstrapResult:
     """The continuous bootstrap (whole sequences when `groups` says which they are), or the
     discrete one (its own synthetic tails and re-fits, drawn independently)."""
     if discrete:
         return discrete_bootstrap(
-            prep, tail, replicates, seed, min_tail=min_tail, alpha_range=alpha_range, ks=ks
-        )
+            prep, tail, replicates, seed, min_tail=min_tail, alpha_range=alpha_range, ks=ks,
+            alpha_grid=alpha_grid,
+        )  # fmt: skip
     return run_bootstrap(
         prep,
         tail,
@@ -183,11 +201,12 @@ def _find_tail(
     scan: bool,
     ks: KsRule,
     discrete: bool = False,
+    alpha_grid: np.ndarray | None = None,
 ) -> TailFit | FitRecord:
     """The tail at a given xmin, or the best by KS; an unfit result when there is none."""
     n, dropped = prep.n, prep.n_dropped
     if xmin is not None and discrete:
-        tail = fixed_discrete(prep, float(xmin), ks=ks)
+        tail = fixed_discrete(prep, float(xmin), ks=ks, alpha_grid=alpha_grid)
         reason = f"fewer than 2 distinct values at or above xmin={xmin}"
         status = STATUS_TOO_FEW
     elif xmin is not None:
@@ -197,7 +216,7 @@ def _find_tail(
     elif discrete:
         tail = scan_discrete(
             prep, min_tail=min_tail, alpha_range=alpha_range, keep_scan=scan,
-            exact_scan=exact_scan, ks=ks,
+            exact_scan=exact_scan, ks=ks, alpha_grid=alpha_grid,
         )  # fmt: skip
         reason = "no candidate xmin gives an allowed alpha and tail size"
         status = STATUS_FAILED

@@ -14,11 +14,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from zipfstage.errors import ZipfstageError
 from zipfstage.fitting.continuous import KsRule, TailFit, allowed
-from zipfstage.fitting.discrete_kernels import ks_all, log_zeta, log_zetas, mle_alpha, mle_alphas
+from zipfstage.fitting.discrete_kernels import (
+    grid_alphas,
+    ks_all,
+    log_zeta,
+    log_zetas,
+    mle_alpha,
+    mle_alphas,
+)
 from zipfstage.fitting.prepared import Prepared
 from zipfstage.fitting.xmin_scan import suffix_sums
 from zipfstage.records import ScanCurves
+
+#: the alpha grid of Clauset's plfit and plpva for integer data (1.50, 1.51, ..., 3.50), with
+#: which Table 6.1 of Clauset, Shalizi & Newman (2009) was computed
+CLAUSET_ALPHA_GRID = np.round(np.arange(150, 351) / 100.0, 2)
 
 #: integers drawn by table lookup in `sample`; draws beyond use Clauset's approximation (D.6)
 _TABLE = 1 << 14
@@ -31,12 +43,29 @@ def is_integer_valued(x: np.ndarray) -> bool:
     return bool(values.size) and bool(np.all(values == np.round(values)))
 
 
-def candidate_alphas(prep: Prepared, n_cand: int) -> np.ndarray:
-    """MLE alpha of candidates 0..n_cand-1 (candidate c has xmin = unique value c)."""
+def candidate_alphas(
+    prep: Prepared, n_cand: int, alpha_grid: np.ndarray | None = None
+) -> np.ndarray:
+    """MLE alpha of candidates 0..n_cand-1 (candidate c has xmin = unique value c), or the most
+    likely alpha on `alpha_grid` (sorted) when one is given."""
     k = prep.first[:n_cand]
     n_tail = (prep.n - k).astype(np.float64)
     mean_log = suffix_sums(np.log(prep.x), k) / n_tail
-    return np.asarray(mle_alphas(mean_log, prep.unique[:n_cand]))
+    xmins = prep.unique[:n_cand]
+    alphas = np.asarray(mle_alphas(mean_log, xmins))
+    if alpha_grid is None:
+        return alphas
+    return np.asarray(grid_alphas(alphas, mean_log, xmins, alpha_grid))
+
+
+def checked_grid(alpha_grid: np.ndarray | None) -> np.ndarray | None:
+    """`alpha_grid` as sorted float64 values, refused unless every value is finite and above 1."""
+    if alpha_grid is None:
+        return None
+    grid = np.sort(np.asarray(alpha_grid, dtype=np.float64).ravel())
+    if grid.size == 0 or not np.all(np.isfinite(grid)) or grid[0] <= 1.0:
+        raise ZipfstageError("alpha_grid needs at least one finite alpha, every one above 1")
+    return grid
 
 
 def candidate_ks(
@@ -48,6 +77,16 @@ def candidate_ks(
     return ks_all(prep.unique, prep.first, prep.n, todo, alphas, ks == "sup", exact)
 
 
+def grid_label(grid: np.ndarray | None) -> str | None:
+    """How `FitRecord.alpha_grid` names a grid: "1.5:0.01:3.5" when evenly spaced (Clauset's),
+    else its size and ends."""
+    if grid is None:
+        return None
+    if grid.size > 2 and np.allclose(np.diff(grid), grid[1] - grid[0], rtol=1e-6, atol=1e-9):
+        return f"{grid[0]:g}:{grid[1] - grid[0]:.6g}:{grid[-1]:g}"
+    return f"{grid.size} values, {grid[0]:g}-{grid[-1]:g}"
+
+
 def scan_discrete(
     prep: Prepared,
     *,
@@ -56,14 +95,16 @@ def scan_discrete(
     keep_scan: bool = False,
     exact_scan: bool = False,
     ks: KsRule = "powerlaw",
+    alpha_grid: np.ndarray | None = None,
 ) -> TailFit | None:
     """Choose xmin by the smallest KS distance over all candidates; None if none is allowed.
-    Pruned candidates hold lower bounds in the scan curves unless `exact_scan`."""
+    Pruned candidates hold lower bounds in the scan curves unless `exact_scan`. `alpha_grid`
+    (sorted, from `checked_grid`) replaces each MLE by the grid's most likely alpha."""
     n = prep.n
     n_cand = prep.unique.shape[0] - 1
     if n_cand < 1:
         return None
-    alphas = candidate_alphas(prep, n_cand)
+    alphas = candidate_alphas(prep, n_cand, alpha_grid)
     valid = np.isfinite(alphas) & allowed(alphas, alpha_range)
     if min_tail:
         valid &= (n - prep.first[:n_cand]) >= min_tail
@@ -91,7 +132,9 @@ def scan_discrete(
     )
 
 
-def fixed_discrete(prep: Prepared, xmin: float, ks: KsRule = "powerlaw") -> TailFit | None:
+def fixed_discrete(
+    prep: Prepared, xmin: float, ks: KsRule = "powerlaw", alpha_grid: np.ndarray | None = None
+) -> TailFit | None:
     """The discrete tail above a given xmin; None if fewer than two distinct values lie above."""
     start = int(np.searchsorted(prep.unique, xmin, side="left"))
     if prep.unique.shape[0] - start < 2:
@@ -100,6 +143,9 @@ def fixed_discrete(prep: Prepared, xmin: float, ks: KsRule = "powerlaw") -> Tail
     mean_log = float(np.mean(np.log(prep.x[k:])))
     alphas = np.full(prep.unique.shape[0] - 1, np.nan)
     alphas[start] = mle_alpha(mean_log, float(xmin))
+    if alpha_grid is not None:
+        one = alphas[start : start + 1]
+        alphas[start] = grid_alphas(one, np.array([mean_log]), np.array([xmin]), alpha_grid)[0]
     if prep.unique[start] != xmin:  # xmin below the first tail value: the tail starts at xmin
         return _tail_below_data(prep, start, k, float(xmin), float(alphas[start]), ks)
     below, sup, _ = candidate_ks(prep, alphas, np.array([start]), ks)

@@ -24,8 +24,10 @@ def discrete_bootstrap(
     alpha_range: tuple[float | None, float | None] = (1.0, None),
     level: float = 0.95,
     ks: KsRule = "powerlaw",
+    alpha_grid: np.ndarray | None = None,
 ) -> BootstrapResult:
-    """Run `replicates` semi-parametric discrete re-fits with their own seeded generator."""
+    """Run `replicates` semi-parametric discrete re-fits with their own seeded generator; the
+    re-fits pick alpha on `alpha_grid` when the fit did."""
     rng = np.random.default_rng(seed)
     n = prep.n
     body = prep.x[: fit.k]
@@ -42,7 +44,11 @@ def discrete_bootstrap(
         )
         synthetic.sort()
         refit = scan_discrete(
-            from_sorted(synthetic), min_tail=min_tail, alpha_range=alpha_range, ks=ks
+            from_sorted(synthetic),
+            min_tail=min_tail,
+            alpha_range=alpha_range,
+            ks=ks,
+            alpha_grid=alpha_grid,
         )
         if refit is not None:
             alphas[i], xmins[i], distances[i] = refit.alpha, refit.xmin, refit.distance()

@@ -97,6 +97,28 @@ def mle_alphas(mean_log: np.ndarray, xmin: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def grid_alphas(
+    mle: np.ndarray, mean_log: np.ndarray, xmin: np.ndarray, grid: np.ndarray
+) -> np.ndarray:
+    """The alpha on the sorted `grid` of highest likelihood for each candidate: one of the two
+    grid values either side of its MLE, since the log-likelihood is concave in alpha (an MLE off
+    the grid's ends takes the nearer end, as Clauset's grid search does). NaN stays NaN."""
+    out = np.empty(mle.shape[0])
+    last = grid.shape[0] - 1
+    for i in range(mle.shape[0]):
+        if not math.isfinite(mle[i]):
+            out[i] = mle[i]
+            continue
+        j = np.searchsorted(grid, mle[i])
+        lo = grid[max(j - 1, 0)]
+        hi = grid[min(j, last)]
+        loglik_lo = -lo * mean_log[i] - log_zeta(lo, xmin[i])
+        loglik_hi = -hi * mean_log[i] - log_zeta(hi, xmin[i])
+        out[i] = hi if loglik_hi > loglik_lo else lo
+    return out
+
+
+@njit(cache=True, nogil=True)
 def ks_one(
     u: np.ndarray, first: np.ndarray, n: int, c: int, alpha: float, sup_rule: bool, bound: float
 ) -> tuple[float, float, bool]:
