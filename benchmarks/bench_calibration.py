@@ -16,7 +16,8 @@ Each case runs on 20,480 values (80 sequences) fitted whole, and on 50,000 value
 `fit` does); `--scheme iid` calls the fitter without it (the code before sequence blocks).
 
 Run: python benchmarks/bench_calibration.py --scheme sequences [--replicates 400] [--boot 9]
-     [--workers 2] [--log FILE]
+     [--workers 2] [--log FILE] [--first-seed 400]
+     python benchmarks/bench_calibration.py --from-logs FILE [FILE ...]   (the table of runs)
 Prints the share of p < 0.1 per case with its binomial standard error.
 """
 
@@ -99,9 +100,16 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"also: {CONTINUOUS!r}")
     parser.add_argument("--sizes", default="whole,drawn")
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--from-logs", type=Path, nargs="+", default=None,
+        help="print the table of earlier --log files (each (case, size, seed) counted once)",
+    )  # fmt: skip
     args = parser.parse_args()
     cases = args.cases.split(",")
     sizes = [size for size, key in zip(SIZES, ("whole", "drawn"), strict=True) if key in args.sizes]
+    if args.from_logs:
+        print_table(read_logs(args.from_logs), cases, sizes)
+        return
     seeds = range(args.first_seed, args.first_seed + args.replicates)
     jobs = [(c, z, seed, args.boot, args.scheme) for seed in seeds for z in sizes for c in cases]
     started = time.perf_counter()
@@ -115,6 +123,27 @@ def main() -> None:
                 log.write(json.dumps({"case": case, "size": size, "seed": seed, "p": p}) + "\n")
                 log.flush()
     print(f"scheme {args.scheme}, B = {args.boot}, {time.perf_counter() - started:.0f} s")
+    print_table(p_values, cases, sizes)
+
+
+def read_logs(paths: list[Path]) -> dict[tuple[str, str], list[float]]:
+    """p-values per (case, size) from --log files; a seed logged twice counts once."""
+    seen: dict[tuple[str, str, int], float] = {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row["p"] is not None:
+                seen[(row["case"], row["size"], row["seed"])] = row["p"]
+    p_values: dict[tuple[str, str], list[float]] = {}
+    for (case, size, _), p in sorted(seen.items()):
+        p_values.setdefault((case, size), []).append(p)
+    return p_values
+
+
+def print_table(
+    p_values: dict[tuple[str, str], list[float]], cases: list[str], sizes: list[str]
+) -> None:
+    """The share of p < 0.1 per case and size, with its binomial standard error."""
     print(f"| data | {' | '.join(sizes)} |")
     print("| --- |" + " ---: |" * len(sizes))
     for case in cases:

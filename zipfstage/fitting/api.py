@@ -79,18 +79,10 @@ def fit_power_law(
     normaliser, its own alternatives and bootstrap); the data must then be integers, and `xmax`
     is not supported. `groups` labels each value with its sequence (same length as `x`):
     dependent tokens widen the KS distance, so the continuous bootstrap then draws whole
-    sequences (`p_value_method` says which scheme). `alpha_grid` (discrete only) takes, for
-    every candidate and re-fit, the grid's most likely alpha instead of the exact MLE, as
-    Clauset's plfit/plpva do with `CLAUSET_ALPHA_GRID`: that reproduces Table 6.1's p-values
-    (README, "Discrete data"); the record's `alpha_grid` then says so.
+    sequences (`p_value_method` says which scheme). `alpha_grid` (discrete only): each alpha is
+    the grid's most likely, as Clauset's plfit with `CLAUSET_ALPHA_GRID` (README, Discrete data).
     """
-    if ks not in KS_RULES:
-        raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
-    if groups is not None and np.size(groups) != np.size(x):
-        raise ZipfstageError(f"groups has {np.size(groups)} labels for {np.size(x)} values")
-    if alpha_grid is not None and not discrete:
-        raise ZipfstageError("alpha_grid is for discrete=True fits; leave it out here")
-    grid = checked_grid(alpha_grid)
+    grid = _checked_options(x, ks, groups, discrete, alpha_grid)
     prep = prepare(x, xmax=xmax)
     if discrete:
         _check_discrete(prep, xmax)
@@ -113,6 +105,23 @@ def fit_power_law(
         )  # fmt: skip
         result = _with_bootstrap(result, boot, xmin_given=xmin is not None)
     return result
+
+
+def _checked_options(
+    x: np.ndarray,
+    ks: str,
+    groups: np.ndarray | None,
+    discrete: bool,
+    alpha_grid: np.ndarray | None,
+) -> np.ndarray | None:
+    """Refuse options that cannot apply, in one line each; the alpha grid sorted."""
+    if ks not in KS_RULES:
+        raise ZipfstageError(f"ks must be one of {', '.join(KS_RULES)}, not {ks!r}")
+    if groups is not None and np.size(groups) != np.size(x):
+        raise ZipfstageError(f"groups has {np.size(groups)} labels for {np.size(x)} values")
+    if alpha_grid is not None and not discrete:
+        raise ZipfstageError("alpha_grid is for discrete=True fits; leave it out here")
+    return checked_grid(alpha_grid)
 
 
 def _with_bootstrap(result: FitRecord, boot: BootstrapResult, xmin_given: bool) -> FitRecord:
