@@ -77,11 +77,12 @@ def report_figures(
     first = [p for p in planned if p.section not in LINKED_SECTIONS or p.job.name in named
              or (p.job.point, p.job.metric) in spread]  # fmt: skip
     rest = [p for p in planned if p not in first]
-    figures = _drawn(data, first, assets, workers, progress)
+    bar = _OneBar(progress, len(rest))
+    figures = _drawn(data, first, assets, workers, bar.first)
     ccdfs = [len(f.png) for f in figures if f.section in LINKED_SECTIONS]
     estimate = sum(len(f.png) for f in figures) + len(rest) * (sum(ccdfs) / max(len(ccdfs), 1))
     if estimate <= limit_mb * MB:
-        figures += _drawn(data, rest, assets, workers, progress)
+        figures += _drawn(data, rest, assets, workers, bar.second)
         order = {p.job.name: i for i, p in enumerate(planned)}
         return sorted(figures, key=lambda f: order[f.name]), None
     linked = [
@@ -96,12 +97,36 @@ def report_figures(
         f"{sum(f.link is not None for f in linked)} more CCDFs (a spread of depths per metric) "
         f"from the folder {REPORT_ASSETS}/ beside it (keep the two together)"
     )
+    bar.finish()
     if rest:
         note += (
             f"; the other {len(rest):,} CCDFs are left out: `zipfstage plot --figures all` "
             "draws every one under plots/ccdf/"
         )
     return linked, note
+
+
+class _OneBar:
+    """One progress bar over the two drawing passes (the first counts the second's figures as to
+    come; a skipped second pass ends the bar where the first stopped), never restarting at 0."""
+
+    def __init__(self, progress: Progress | None, second_jobs: int) -> None:
+        self.progress = progress
+        self.second_jobs = second_jobs
+        self.first_total = 0
+
+    def first(self, done: int, total: int) -> None:
+        self.first_total = total
+        if self.progress:
+            self.progress(done, total + self.second_jobs)
+
+    def second(self, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(self.first_total + done, self.first_total + total)
+
+    def finish(self) -> None:
+        if self.progress:
+            self.progress(self.first_total, self.first_total)
 
 
 def _drawn(
