@@ -150,6 +150,10 @@ def test_alpha_grid_is_refused_where_it_means_nothing() -> None:
         fit_power_law(x, discrete=True, alpha_grid=np.array([0.5, 2.0]))
     fixed = fit_power_law(x, discrete=True, xmin=12, compare=False, alpha_grid=CLAUSET_ALPHA_GRID)
     assert fixed.alpha == 2.37
+    one = fit_power_law(x, discrete=True, compare=False, alpha_grid=np.array([2.2]))
+    assert (one.alpha, one.alpha_grid) == (2.2, "2.2")
+    uneven = fit_power_law(x, discrete=True, compare=False, alpha_grid=np.array([2.6, 1.9, 2.35]))
+    assert (uneven.alpha, uneven.alpha_grid) == (2.35, "3 values, 1.9-2.6")
 
 
 @pytest.mark.parametrize("s", [1.01, 1.5, 1.95, 2.37, 3.0, 20.0, 69.0, 300.0])

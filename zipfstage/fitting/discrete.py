@@ -82,6 +82,8 @@ def grid_label(grid: np.ndarray | None) -> str | None:
     else its size and ends."""
     if grid is None:
         return None
+    if grid.size == 1:
+        return f"{grid[0]:g}"
     if grid.size > 2 and np.allclose(np.diff(grid), grid[1] - grid[0], rtol=1e-6, atol=1e-9):
         return f"{grid[0]:g}:{grid[1] - grid[0]:.6g}:{grid[-1]:g}"
     return f"{grid.size} values, {grid[0]:g}-{grid[-1]:g}"
