@@ -22,6 +22,12 @@ def fmt_fixed(value: float | None, digits: int = 2) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
 
 
+def fmt_alpha(alpha: float | None, binned: float | None = None) -> str:
+    """alpha, with the binned-likelihood alpha beside it when the grid's rounding moves it."""
+    shown = fmt_fixed(alpha)
+    return shown if alpha is None or binned is None else f"{shown} (binned {fmt_fixed(binned)})"
+
+
 def fmt_p_value(value: float | None, n_failed: int | None, digits: int = 3) -> str:
     """A bootstrap p-value, saying how many replicates failed (they are not in its denominator)."""
     shown = fmt_number(value, digits)

@@ -59,6 +59,7 @@ _ESTIMATE_KEYS = (
     "n",
     "n_dropped",
     "sigma",
+    "alpha_binned",
     "alpha_ci",
     "xmin_ci",
     "p_value",
@@ -133,6 +134,10 @@ class FitRecord:
     status: str = STATUS_OK
     reason: str | None = None
     alpha: float | None = None
+    #: alpha by the binned likelihood at the same xmin, for a tail stored on the bf16/fp16 grid
+    #: (`fitting/binned.py`: the continuous alpha is biased high there for steep tails); None
+    #: for data off the grid, discrete fits and fits truncated at xmax
+    alpha_binned: float | None = None
     alpha_ci: tuple[float, float] | None = None
     xmin: float | None = None
     xmin_ci: tuple[float, float] | None = None
@@ -192,6 +197,14 @@ class FitRecord:
             return False
         low, high = sorted(self.alpha_ci)
         return not low <= self.alpha <= high
+
+    @property
+    def binning_moves_alpha(self) -> bool:
+        """The binned-likelihood alpha (bf16/fp16 tails) lies more than 2 sigma from alpha: the
+        grid's rounding biases the continuous estimate there (README, Method)."""
+        if self.alpha is None or self.alpha_binned is None or not self.sigma:
+            return False
+        return abs(self.alpha - self.alpha_binned) > 2 * self.sigma
 
     @property
     def tail_share(self) -> float:
@@ -287,6 +300,7 @@ def _text(value: Any) -> str | None:
 
 _FLOAT_KEYS = (
     "alpha",
+    "alpha_binned",
     "xmin",
     "xmax",
     "ks_distance",

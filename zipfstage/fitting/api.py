@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from zipfstage.errors import ZipfstageError
-from zipfstage.fitting.bootstrap import BootstrapResult, groups_in_sorted_order
+from zipfstage.fitting.binned import binned_alpha
+from zipfstage.fitting.bootstrap import BootstrapResult, groups_in_sorted_order, storage_grid
 from zipfstage.fitting.bootstrap import bootstrap as run_bootstrap
 from zipfstage.fitting.compare import compare_alternatives
 from zipfstage.fitting.continuous import KsRule, TailFit, fixed_tail, scan_tail
@@ -92,8 +93,8 @@ def fit_power_law(
     tail = _find_tail(prep, xmin, xmax, min_tail, alpha_range, exact_scan, scan, ks, discrete, grid)
     if not isinstance(tail, TailFit):
         return tail.replace(discrete=discrete)
-    result = _tail_result(prep, tail, xmax, min_tail, alpha_range).replace(
-        discrete=discrete, alpha_grid=grid_label(grid)
+    result = _tail_result(prep, tail, xmax, min_tail, alpha_range, discrete).replace(
+        alpha_grid=grid_label(grid)
     )
     if compare:
         result = _with_comparisons(result, prep.x[tail.k :], tail, xmax)
@@ -250,11 +251,13 @@ def _tail_result(
     xmax: float | None,
     min_tail: int | None,
     alpha_range: tuple[float | None, float | None],
+    discrete: bool = False,
 ) -> FitRecord:
     tail_values = prep.x[tail.k :]
     slope, intercept, r2 = rank_slope(tail_values)
     return FitRecord(
         alpha=tail.alpha,
+        alpha_binned=None if discrete or xmax is not None else _binned_alpha(tail_values),
         xmin=tail.xmin,
         xmax=xmax,
         ks_distance=tail.ks,
@@ -269,7 +272,14 @@ def _tail_result(
         status=STATUS_OK,
         flags=_flags(tail, tail_values, alpha_range, min_tail),
         scan=tail.scan,
+        discrete=discrete,
     )
+
+
+def _binned_alpha(tail_values: np.ndarray) -> float | None:
+    """The binned-likelihood alpha of a tail stored on the bf16/fp16 grid (None off the grid)."""
+    rounding = storage_grid(tail_values)
+    return None if rounding is None else binned_alpha(tail_values, rounding)
 
 
 def _with_comparisons(

@@ -6,7 +6,7 @@ import base64
 from html import escape
 from urllib.parse import quote
 
-from zipfstage.formatting import fmt_fixed, fmt_interval, fmt_number, fmt_p_value
+from zipfstage.formatting import fmt_alpha, fmt_fixed, fmt_interval, fmt_number, fmt_p_value
 from zipfstage.records import ALTERNATIVE_LABELS, ALTERNATIVES, FitRecord
 from zipfstage.report.by_site import by_site_html, site_grid
 from zipfstage.report.content import FitRow, ReportContent
@@ -223,10 +223,11 @@ def _badge(text: str, kind: str) -> str:
 
 def _fit_cells(row: FitRow, metric_label: str) -> str:
     fit = row.fit
-    ci = fmt_interval(fit.alpha_ci, fit.alpha if fit.ok else None)
+    alpha = fit.alpha if fit.ok else None
+    ci = fmt_interval(fit.alpha_ci, alpha)
     return (
         f"<td data-value='{row.depth}'>{escape(fit.point)}</td><td>{escape(metric_label)}</td>"
-        + _num(fit.alpha if fit.ok else None, digits=2)
+        + _num(alpha, fmt_alpha(alpha, fit.alpha_binned if fit.binning_moves_alpha else None))
         + _num(fit.alpha_ci[0] if fit.alpha_ci else None, ci)
         + _num(fit.xmin)
         + _num(fit.n_tail)

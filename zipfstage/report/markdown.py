@@ -6,7 +6,7 @@ metrics, token text, reasons) goes through `markdown_text`, so nothing in it ren
 
 from __future__ import annotations
 
-from zipfstage.formatting import fmt_fixed, fmt_interval, fmt_number, fmt_p_value
+from zipfstage.formatting import fmt_alpha, fmt_fixed, fmt_interval, fmt_number, fmt_p_value
 from zipfstage.report.by_site import by_site_markdown, site_grid
 from zipfstage.report.content import FitRow, ReportContent
 from zipfstage.report.escape import markdown_code, markdown_path, markdown_text
@@ -69,11 +69,12 @@ def _table(rows: list[FitRow], channel: bool = False) -> list[str]:
     for row in rows:
         fit = row.fit
         metric = f"{fit.metric}[{fit.channel}]" if channel else fit.metric
-        ci = fmt_interval(fit.alpha_ci, fit.alpha if fit.ok else None, sep="-")
+        alpha = fit.alpha if fit.ok else None
+        ci = fmt_interval(fit.alpha_ci, alpha, sep="-")
         n_tail = f"{fit.n_tail:,}" if fit.n_tail is not None else "—"
         out.append(
             f"| {markdown_text(fit.point)} | {markdown_text(metric)} "
-            f"| {fmt_fixed(fit.alpha if fit.ok else None)} | {ci} "
+            f"| {fmt_alpha(alpha, fit.alpha_binned if fit.binning_moves_alpha else None)} | {ci} "
             f"| {fmt_number(fit.xmin)} | {n_tail} | {fmt_number(fit.ks_distance)} "
             f"| {fmt_fixed(fit.slope, 3)} | {fmt_fixed(fit.r2, 3)} "
             f"| {fmt_p_value(fit.p_value, fit.n_failed)} "
