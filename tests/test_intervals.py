@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from zipfstage.compare.depth import place
-from zipfstage.compare.figures import AlphaPoint, alpha_by_depth_figure
+from zipfstage.compare.figures import BINNED_KEY, AlphaPoint, alpha_by_depth_figure
 from zipfstage.formatting import EXCLUDES_MARK, fmt_interval
 from zipfstage.plotting.ccdf import ccdf_figure
 from zipfstage.plotting.diagnostics import diagnostics_figure
@@ -102,3 +102,28 @@ def test_report_says_how_many_intervals_miss_their_estimate() -> None:
     rows = [FitRow(0, f, clauset_verdict(f), alternatives_verdict(f)) for f in fits]
     table = "\n".join(_table(rows))
     assert table.count(EXCLUDES_MARK) == 1 and f"2.30-2.60 {EXCLUDES_MARK}" in table
+
+
+def test_alpha_by_depth_marks_a_binned_alpha_only_where_the_grid_moves_alpha() -> None:
+    """A bf16 run whose binned alpha differs by more than 2 sigma gets a dash at it, and the legend
+    says what the dash is; one within 2 sigma, or a float32 run, gets none."""
+    sigma = (ALPHA - 1.0) / np.sqrt(400)
+
+    def point(name: str, binned: float | None) -> AlphaPoint:
+        fit = FitRecord(point=name, metric="max_abs", alpha=ALPHA, alpha_binned=binned, xmin=1.0,
+                        n_tail=400, n=1000, sigma=sigma)  # fmt: skip
+        return AlphaPoint(place(name, 4), fit, "untested")  # type: ignore[arg-type]
+
+    bf16 = [point("embed", ALPHA - 3 * sigma), point("layer_3", ALPHA - sigma)]
+    float32 = [point("embed", None), point("layer_3", None)]
+    fig = alpha_by_depth_figure("max_abs", [("bf16", bf16), ("float32", float32)])
+    crosses = [
+        float(np.asarray(line.get_ydata(), dtype=float)[0])
+        for line in fig.axes[0].get_lines()
+        if line.get_marker() == "_"
+    ]
+    assert crosses == [pytest.approx(ALPHA - 3 * sigma)]
+    assert BINNED_KEY in [t.get_text() for t in fig.legends[0].get_texts()]
+    plain = alpha_by_depth_figure("max_abs", [("float32", float32)])
+    assert BINNED_KEY not in [t.get_text() for t in plain.legends[0].get_texts()]
+    fig.savefig("/tmp/compare_binned.png", dpi=100)

@@ -96,19 +96,24 @@ def _framed(n_panels: int, legend_lines: int, width: float | None = None) -> Fig
     return new_figure((width, AXES_HEIGHT + bottom + top), Margins(bottom=bottom, top=top))
 
 
+#: the legend's key for a binned-likelihood alpha (README, "Binned alpha")
+BINNED_KEY = "binned \u03b1, where the bf16 grid moves \u03b1 by > 2\u03c3"
+
+
 def alpha_by_depth_figure(metric: str, runs: list[tuple[str, list[AlphaPoint]]]) -> Figure:
     """alpha (with its CI) by relative depth, one line per run, markers by Clauset's verdict."""
     with styled():
         sites = _sites([[a.place.stream for a in pts] for _, pts in runs]) or [RESID_POST]
         wrapped = [wrap(label) for label, _ in runs]
-        fig = _framed(len(sites), max(_lines(wrapped), len(VERDICT_MARKERS)))
+        binned = any(p.fit.ok and p.fit.binning_moves_alpha for _, pts in runs for p in pts)
+        fig = _framed(len(sites), max(_lines(wrapped), len(VERDICT_MARKERS) + binned))
         axes = _site_axes(fig, sites)
         axes[0].set_ylabel("\u03b1 (power-law exponent)")
         fig.suptitle(f"\u03b1 by relative depth \u00b7 {metric}", fontweight="bold")
         for index, (_, points) in enumerate(runs):
             for ax, site in zip(axes, sites, strict=True):
                 _alpha_series(ax, [p for p in points if p.place.stream == site], run_color(index))
-        _legend(fig, wrapped, verdicts=True)
+        _legend(fig, wrapped, verdicts=True, binned=binned)
     return fig
 
 
@@ -125,9 +130,18 @@ def _alpha_series(ax: Axes, points: list[AlphaPoint], color: str) -> None:
         marker, filled = VERDICT_MARKERS.get(point.verdict, ("o", False))
         face = color if filled else "white"
         ax.plot(xi, yi, marker=marker, ms=7, mfc=face, mec=color, mew=1.4, ls="none", zorder=3)
+        binned = point.fit.alpha_binned
+        if binned is not None and point.fit.binning_moves_alpha:  # the grid biases alpha
+            ax.plot(xi, binned, marker="_", ms=12, mew=2.0, color=color, ls="none")
 
 
-def _legend(fig: Figure, labels: list[str], verdicts: bool = False, styles: bool = False) -> None:
+def _legend(
+    fig: Figure,
+    labels: list[str],
+    verdicts: bool = False,
+    styles: bool = False,
+    binned: bool = False,
+) -> None:
     """Runs in the left column, marker or line-style keys in the right one, below the axes."""
     runs = [Line2D([], [], color=run_color(i), lw=2) for i in range(len(labels))]
     keys: list[Line2D] = []
@@ -137,6 +151,9 @@ def _legend(fig: Figure, labels: list[str], verdicts: bool = False, styles: bool
             face = "#444444" if filled else "white"
             keys.append(Line2D([], [], marker=marker, ls="none", mfc=face, mec="#444444", ms=7))
             names.append(VERDICT_NAMES.get(kind, "not tested (no bootstrap)"))
+    if binned:
+        keys.append(Line2D([], [], marker="_", ls="none", color="#444444", ms=12, mew=2.0))
+        names.append(BINNED_KEY)
     if styles:
         keys += [
             Line2D([], [], color="#444444", lw=1.8, marker="o", ms=4),

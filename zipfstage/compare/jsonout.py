@@ -78,6 +78,7 @@ def _alpha(point: AlphaPoint) -> dict[str, Any]:
         "status": fit.status,
         "alpha": fit.alpha if fit.ok else None,
         "alpha_ci": list(fit.alpha_ci) if fit.alpha_ci else None,
+        "alpha_binned": fit.alpha_binned if fit.ok else None,
         "xmin": fit.xmin,
         "p_value": fit.p_value,
         "verdict": point.verdict,
