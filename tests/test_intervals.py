@@ -126,4 +126,3 @@ def test_alpha_by_depth_marks_a_binned_alpha_only_where_the_grid_moves_alpha() -
     assert BINNED_KEY in [t.get_text() for t in fig.legends[0].get_texts()]
     plain = alpha_by_depth_figure("max_abs", [("float32", float32)])
     assert BINNED_KEY not in [t.get_text() for t in plain.legends[0].get_texts()]
-    fig.savefig("/tmp/compare_binned.png", dpi=100)
